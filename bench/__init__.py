@@ -1,0 +1,1 @@
+"""Benchmarks: measurements behind design choices, runnable as `python -m bench.NAME`."""

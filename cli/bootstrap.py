@@ -1,0 +1,81 @@
+"""Composition root: turns options and environment into config, store, signer and service.
+
+Nothing connects or reads keys until a command asks, so `--help` needs no database.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import click
+
+from ledger.actors import LOG_ACTOR
+from ledger.app import LedgerApp, open_app
+from ledger.config import LedgerConfig, load_config
+from ledger.errors import KeyLocked, ValidationError
+from ledger.keys import SigningKey, read_keystore
+from ledger.mapper import Signer
+from ledger.service import LedgerService
+from ledger.store import StoreURL, parse_store_url
+
+PASSPHRASE_ENV = "CALM_LEDGER_PASSPHRASE"
+NEW_PASSPHRASE_ENV = "CALM_LEDGER_NEW_PASSPHRASE"
+
+
+@dataclass
+class Context:
+    directory: Path
+    db_override: str | None
+    actor_name: str | None
+    debug: bool = False
+    _apps: list[LedgerApp] = field(default_factory=list)
+
+    @cached_property
+    def config(self) -> LedgerConfig:
+        return load_config(self.directory)
+
+    @cached_property
+    def store_url(self) -> StoreURL:
+        return parse_store_url(self.db_override or self.config.db, base=self.directory)
+
+    @cached_property
+    def app(self) -> LedgerApp:
+        app = open_app(self.store_url)
+        self._apps.append(app)
+        return app
+
+    def signer(self, actor: str | None = None) -> Signer:
+        name = actor or self.actor_name
+        if not name:
+            raise ValidationError("say who is signing: --as NAME (or set CALM_LEDGER_ACTOR)")
+        return Signer(name, self.unlock(name))
+
+    def unlock(self, name: str) -> SigningKey:
+        path = self.config.keystore(name)
+        if not path.exists():
+            raise KeyLocked(f"no keystore for {name!r} at {path}")
+        return read_keystore(path, passphrase(f"Passphrase for {name}"))
+
+    def service(self, actor: str | None = None) -> LedgerService:
+        return LedgerService(self.app, self.signer(actor), self.config.log_public_key)
+
+    def log_signer(self) -> Signer:
+        return self.signer(LOG_ACTOR)
+
+    def close(self) -> None:
+        for app in self._apps:
+            app.close()
+
+
+def passphrase(prompt: str, *, env: str = PASSPHRASE_ENV, confirm: bool = False) -> str:
+    """From the environment, or asked for on the terminal; never echoed or logged."""
+    value = os.environ.get(env)
+    if value is not None:
+        return value
+    if not sys.stdin.isatty():
+        raise KeyLocked(f"no passphrase: set {env} or run in a terminal")
+    return str(click.prompt(prompt, hide_input=True, confirmation_prompt=confirm))

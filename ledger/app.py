@@ -1,0 +1,104 @@
+"""The ledger as an eventsourcing Application: our mapper (signed envelopes) over our
+recorders (events + Merkle tree in one transaction), opened from a store URL."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import (
+    InfrastructureFactoryError,
+    IntegrityError,
+    InterfaceError,
+    Mapper,
+    OperationalError,
+    PersistenceError,
+)
+
+from ledger.errors import Conflict, NotFound, StorageUnavailable
+from ledger.mapper import EnvelopeMapper
+from ledger.store import StoreURL
+from ledger.store.base import LedgerTables
+
+
+class LedgerApp(Application[UUID]):
+    name = "calm_ledger"
+
+    def __init__(self, store_url: StoreURL, *, create: bool = False) -> None:
+        self.store_url = store_url
+        super().__init__(env=store_url.env(create_tables=create))
+        self.envelope_mapper.bind(self.store, self.store)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return EnvelopeMapper(origin="")
+
+    @property
+    def envelope_mapper(self) -> EnvelopeMapper:
+        return cast(EnvelopeMapper, self.mapper)
+
+    @property
+    def store(self) -> LedgerTables:
+        return cast(LedgerTables, self.recorder)
+
+
+def open_app(store_url: StoreURL, *, create: bool = False) -> LedgerApp:
+    """Open (or with `create`, set up) the ledger's store; environment errors become exit 3."""
+    path = store_url.sqlite_path
+    if path is not None and not create and not path.exists():
+        raise NotFound(f"no ledger database at {path} (run 'calm-ledger init' first)")
+    if path is not None and create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if store_url.backend == "postgresql":
+        _probe_postgres(store_url)
+    with storage_errors(store_url):
+        app = LedgerApp(store_url, create=create)
+        origin = app.store.meta().get("origin", "")
+    app.envelope_mapper.origin = origin
+    return app
+
+
+@contextmanager
+def storage_errors(store_url: StoreURL) -> Iterator[None]:
+    """Translate database failures into errors a person can act on."""
+    where = store_url.describe()
+    try:
+        yield
+    except IntegrityError as e:
+        raise Conflict(
+            "someone else wrote to the same record at the same time; nothing was written,"
+            " run the command again"
+        ) from e
+    except (OperationalError, InterfaceError, InfrastructureFactoryError) as e:
+        raise StorageUnavailable(f"cannot use the database {where}: {_first_line(e)}") from e
+    except (PersistenceError, sqlite3.Error) as e:
+        raise StorageUnavailable(f"database error on {where}: {_first_line(e)}") from e
+    except OSError as e:
+        raise StorageUnavailable(f"cannot open {where}: {e.strerror or e}") from e
+
+
+def _probe_postgres(store_url: StoreURL) -> None:
+    """Fail fast with the server's own reason; the library's pool would wait and say less."""
+    import psycopg
+
+    try:
+        psycopg.connect(
+            host=store_url.pg_host,
+            port=store_url.pg_port,
+            user=store_url.pg_user,
+            password=store_url.pg_password or None,
+            dbname=store_url.pg_dbname,
+            connect_timeout=5,
+        ).close()
+    except psycopg.Error as e:
+        raise StorageUnavailable(
+            f"cannot reach the database {store_url.describe()}: {_first_line(e)}"
+        ) from None
+
+
+def _first_line(error: Any) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

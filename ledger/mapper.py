@@ -1,0 +1,233 @@
+"""The eventsourcing `Mapper` that turns domain events into signed envelopes and back.
+
+Domain code never sees signatures: the application sets who is signing (`signing_as`) and
+saves aggregates as usual; this mapper seals personal fields, signs the header and chains it
+to the previous envelope of the stream. Reading back, it opens the disclosures it has keys for
+and validates the event with pydantic (the library's own mapper bypasses validation).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.domain import CanInitAggregate
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import get_topic
+
+from domain.events import DomainEvent, aggregate_class, event_class
+from ledger.canonical import canonical_bytes, format_datetime
+from ledger.envelope import (
+    SEALED_KEY,
+    Envelope,
+    RandomBytes,
+    build_header,
+    decode_envelope,
+    open_disclosure,
+    seal,
+    signing_input,
+)
+from ledger.errors import ValidationError
+from ledger.keys import SigningKey
+
+_TECHNICAL = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+
+
+class SubjectKeys(Protocol):
+    """Where the per-subject data keys live (a table beside the events)."""
+
+    def data_key(self, subject: str, *, create: bool) -> bytes | None:
+        """The subject's key; created if asked and absent; None once erased."""
+
+    def prefetch_keys(self, subjects: Iterable[str]) -> None:
+        """Load many subjects' keys at once, before a batch is sealed."""
+
+
+class StreamHeads(Protocol):
+    def header_digest(self, stream: UUID, version: int) -> bytes:
+        """SHA-256 of the header of the envelope at (stream, version)."""
+
+
+@dataclass(frozen=True)
+class Signer:
+    actor: str
+    key: SigningKey
+
+
+class NoSigner(ValidationError):
+    """Something tried to save without saying who signs."""
+
+
+class EnvelopeMapper(Mapper[UUID]):
+    CHAIN_CACHE_SIZE = 10_000
+
+    def __init__(self, origin: str) -> None:
+        # The library's transcoder, compressor and cipher are not used: the envelope is ours.
+        self.origin = origin
+        self.signer: Signer | None = None
+        self.subject_keys: SubjectKeys | None = None
+        self.stream_heads: StreamHeads | None = None
+        self.random_bytes: RandomBytes = os.urandom  # salts and nonces; fixed only in examples
+        self._chain: OrderedDict[tuple[UUID, int], bytes] = OrderedDict()
+
+    def bind(self, subject_keys: SubjectKeys, stream_heads: StreamHeads) -> None:
+        self.subject_keys = subject_keys
+        self.stream_heads = stream_heads
+
+    @contextmanager
+    def signing_as(self, signer: Signer) -> Iterator[None]:
+        previous, self.signer = self.signer, signer
+        try:
+            yield
+        finally:
+            self.signer = previous
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        event: DomainEvent = domain_event
+        if self.signer is None:
+            raise NoSigner("no signer: every event must be signed by an enrolled actor")
+        stream, version = event.originator_id, event.originator_version
+        fields = {k: to_json_value(v) for k, v in _fields(event).items()}
+        subject = event.scope_subject()
+        key = self._data_key(subject, create=True) if _has_personal(event, fields) else None
+        if key is None and _has_personal(event, fields):
+            raise ValidationError(f"subject {subject!r} was erased: no new personal data")
+        data, disclosures = seal(
+            fields,
+            event.PERSONAL,
+            key,
+            stream=str(stream),
+            version=version,
+            random_bytes=self.random_bytes,
+        )
+        data_bytes = canonical_bytes(data)
+        header_bytes = build_header(
+            origin=self.origin,
+            stream=str(stream),
+            version=version,
+            type_name=event.TYPE,
+            schema=event.SCHEMA,
+            recorded_at=format_datetime(event.timestamp),
+            actor=self.signer.actor,
+            key_id=self.signer.key.key_id,
+            prev=self._previous(stream, version),
+            service=event.scope_service(),
+            subject=subject,
+            data_bytes=data_bytes,
+        )
+        envelope = Envelope(
+            header_bytes=header_bytes,
+            signature=self.signer.key.sign(signing_input(header_bytes)),
+            data_bytes=data_bytes,
+            disclosures_bytes=canonical_bytes(disclosures) if disclosures else b"",
+        )
+        self._remember(stream, version, hashlib.sha256(header_bytes).digest())
+        return StoredEvent(
+            originator_id=stream,
+            originator_version=version,
+            topic=event.TYPE,
+            state=envelope.encode(),
+        )
+
+    def _previous(self, stream: UUID, version: int) -> bytes | None:
+        if version == 1:
+            return None
+        cached = self._chain.get((stream, version - 1))
+        if cached is not None:
+            return cached
+        if self.stream_heads is None:
+            raise AssertionError("mapper not bound to a store")
+        return self.stream_heads.header_digest(stream, version - 1)
+
+    def _remember(self, stream: UUID, version: int, digest: bytes) -> None:
+        self._chain[(stream, version)] = digest
+        self._chain.pop((stream, version - 1), None)
+        while len(self._chain) > self.CHAIN_CACHE_SIZE:
+            self._chain.popitem(last=False)
+
+    def _data_key(self, subject: str | None, *, create: bool) -> bytes | None:
+        if subject is None:
+            raise AssertionError("an event with personal fields must name its subject")
+        if self.subject_keys is None:
+            raise AssertionError("mapper not bound to a store")
+        return self.subject_keys.data_key(subject, create=create)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        envelope = decode_envelope(stored_event.state)
+        header = envelope.header()
+        cls = event_class(header.type)
+        fields = self.open_data(envelope)
+        fields.update(
+            originator_id=stored_event.originator_id,
+            originator_version=stored_event.originator_version,
+            timestamp=header.recorded_at,
+        )
+        if issubclass(cls, CanInitAggregate):
+            fields["originator_topic"] = get_topic(aggregate_class(header.type))
+        self._remember(UUID(str(stored_event.originator_id)), header.version, header.digest)
+        return cls.model_validate(fields)
+
+    def open_data(self, envelope: Envelope) -> dict[str, Any]:
+        """The event's fields with every sealed field disclosed, or None where erased."""
+        header = envelope.header()
+        data = envelope.data()
+        sealed: Mapping[str, str] = data.pop(SEALED_KEY, {})
+        if not sealed:
+            return data
+        key = self._data_key(header.subject, create=False)
+        encrypted = envelope.disclosures()
+        for name, digest in sealed.items():
+            if key is None or name not in encrypted:
+                data[name] = None
+                continue
+            data[name] = open_disclosure(
+                encrypted[name],
+                key,
+                stream=header.stream,
+                version=header.version,
+                name=name,
+                digest=digest,
+            )
+        return data
+
+
+def _fields(event: DomainEvent) -> dict[str, Any]:
+    return {k: getattr(event, k) for k in type(event).model_fields if k not in _TECHNICAL}
+
+
+def _has_personal(event: DomainEvent, fields: Mapping[str, object]) -> bool:
+    return any(fields.get(name) is not None for name in event.PERSONAL)
+
+
+def to_json_value(value: object) -> object:
+    """Python values of domain events → the canonical-JSON value space."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, list | tuple | frozenset):
+        items = sorted(value) if isinstance(value, frozenset) else value
+        return [to_json_value(v) for v in items]
+    if isinstance(value, Mapping):
+        return {str(k): to_json_value(v) for k, v in value.items()}
+    if hasattr(value, "model_dump"):
+        return to_json_value(value.model_dump())
+    raise TypeError(f"cannot put a {type(value).__name__} into an envelope")

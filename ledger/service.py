@@ -1,0 +1,173 @@
+"""Application service: check permission → load → one aggregate call → save → return the id.
+
+No SQL, no click, no formatting. Every write goes through `_save`, which checks that the signer
+is enrolled, uses its current key, is not revoked, and holds a role that may sign every event
+about to be written — before anything is stored.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from datetime import date
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+
+from domain.errors import PermissionDenied
+from domain.events import Aggregate, DomainEvent
+from domain.people import Person, person_stream
+from domain.roles import Role, check_may_sign
+from ledger.actors import LOG_ACTOR, Actor, actor_id
+from ledger.app import LedgerApp, storage_errors
+from ledger.erasure import SubjectErasure, erasure_id
+from ledger.errors import NotFound, ValidationError
+from ledger.keys import actor_key_id
+from ledger.mapper import Signer
+
+
+class LedgerService:
+    def __init__(self, app: LedgerApp, signer: Signer, log_public_key: bytes) -> None:
+        self.app = app
+        self.signer = signer
+        self.log_public_key = log_public_key
+        self._signer_state: Actor | None = None
+
+    # --- actors ----------------------------------------------------------------------------
+
+    def enrol_actor(self, name: str, roles: Iterable[Role], public_key: bytes) -> UUID:
+        if self._exists(actor_id(name)):
+            raise ValidationError(f"actor {name!r} is already enrolled")
+        actor = Actor.enrol(name, tuple(roles), _b64(public_key), actor_key_id(public_key))
+        return self._save(actor)
+
+    def rekey_actor(self, name: str, public_key: bytes, reason: str) -> UUID:
+        actor = self.actor(name)
+        actor.rekey(_b64(public_key), actor_key_id(public_key), reason)
+        return self._save(actor)
+
+    def revoke_actor(self, name: str, reason: str) -> UUID:
+        if name == self.signer.actor:
+            raise ValidationError("an actor cannot revoke itself; ask another admin")
+        actor = self.actor(name)
+        actor.revoke(reason)
+        return self._save(actor)
+
+    def actor(self, name: str) -> Actor:
+        try:
+            with storage_errors(self.app.store_url):
+                return self.app.repository.get(actor_id(name))
+        except AggregateNotFoundError:
+            raise NotFound(f"no actor named {name!r} is enrolled") from None
+
+    # --- people ----------------------------------------------------------------------------
+
+    def register_person(
+        self,
+        pseudonym: str,
+        service_id: str,
+        *,
+        full_name: str | None = None,
+        date_of_birth: date | None = None,
+        learning_disability_or_autism: bool = False,
+    ) -> UUID:
+        if self._exists(person_stream(pseudonym)):
+            raise ValidationError(f"person {pseudonym!r} is already registered")
+        person = Person.register(
+            pseudonym,
+            service_id,
+            full_name=full_name,
+            date_of_birth=date_of_birth,
+            learning_disability_or_autism=learning_disability_or_autism,
+        )
+        return self._save(person)
+
+    def person(self, pseudonym: str) -> Person:
+        try:
+            with storage_errors(self.app.store_url):
+                return self.app.repository.get(person_stream(pseudonym))
+        except AggregateNotFoundError:
+            raise NotFound(f"no person {pseudonym!r} is registered") from None
+
+    # --- erasure ---------------------------------------------------------------------------
+
+    def erase_subject(self, subject: str, reason: str) -> UUID:
+        """Record the signed erasure, then destroy the subject's data key.
+
+        Idempotent: if a previous run recorded the event but died before destroying the key,
+        running it again finishes the job.
+        """
+        store = self.app.store
+        with storage_errors(self.app.store_url):
+            if store.is_erased(subject):
+                raise ValidationError(f"subject {subject!r} is already erased")
+            if not self._exists(erasure_id(subject)):
+                self._save(SubjectErasure.erase(subject, reason))
+            store.destroy_data_key(subject)
+        return erasure_id(subject)
+
+    # --- the one way to write --------------------------------------------------------------
+
+    def authorise(self, *event_types: str) -> None:
+        """Raise PermissionDenied unless the signer may sign all these event types now.
+
+        Callers that write anything else first (a new keystore) ask before they do.
+        """
+        roles = self._signer_roles()
+        for event_type in event_types:
+            check_may_sign(self.signer.actor, roles, event_type)
+
+    def _save(self, aggregate: Aggregate) -> UUID:
+        self.save_batch([aggregate])
+        return aggregate.id
+
+    def save_batch(self, aggregates: Iterable[Aggregate]) -> None:
+        """Save several aggregates' pending events in one transaction (all or nothing)."""
+        batch = list(aggregates)
+        pending: list[DomainEvent] = [e for a in batch for e in a.pending_events]  # type: ignore[misc]
+        self.authorise(*{event.TYPE for event in pending})
+        subjects = {e.scope_subject() for e in pending if e.PERSONAL}
+        with storage_errors(self.app.store_url):
+            self.app.store.prefetch_keys(s for s in subjects if s is not None)
+        with storage_errors(self.app.store_url), self.app.envelope_mapper.signing_as(self.signer):
+            self.app.save(*batch)
+
+    def _signer_roles(self) -> frozenset[Role]:
+        """The signer's roles now, after checking its key is current and not revoked."""
+        if self.signer.actor == LOG_ACTOR:
+            if self.signer.key.public_key != self.log_public_key:
+                raise PermissionDenied("this key is not the ledger's log key")
+            return frozenset({Role.LOG})
+        actor = self._current_signer_state()
+        if actor.revoked:
+            raise PermissionDenied(f"actor {actor.name!r} is revoked and may not sign")
+        if actor.key_id != self.signer.key.key_id:
+            raise PermissionDenied(
+                f"key {self.signer.key.key_id} is not the current key of actor {actor.name!r}"
+                f" (current: {actor.key_id})"
+            )
+        return frozenset(actor.roles)
+
+    def _current_signer_state(self) -> Actor:
+        """The signer's actor, reloaded only when its stream has grown (one cheap query)."""
+        cached = self._signer_state
+        if cached is not None:
+            with storage_errors(self.app.store_url):
+                newer = self.app.recorder.select_events(
+                    actor_id(cached.name), gt=cached.version, limit=1
+                )
+            if not newer:
+                return cached
+        try:
+            self._signer_state = self.actor(self.signer.actor)
+        except NotFound:
+            raise PermissionDenied(f"actor {self.signer.actor!r} is not enrolled") from None
+        return self._signer_state
+
+    def _exists(self, aggregate_id: UUID) -> bool:
+        with storage_errors(self.app.store_url):
+            return bool(self.app.recorder.select_events(aggregate_id, limit=1))
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()

@@ -1,0 +1,386 @@
+"""What both stores (SQLite, PostgreSQL) add to the library's events table, written once.
+
+Tables beside the events (all append-only except `subject_keys`):
+    ledger_meta    (key, value)               origin, log verifier key, format version
+    merkle_leaves  (leaf_index, notification_id)  gapless leaf index → event
+    merkle_nodes   (level, idx, hash)         complete-subtree hashes, write-once
+    log_heads      (size, border)             one row per append: the right border
+    checkpoints    (size, note)               signed checkpoints
+    cosignatures   (size, line)               witness cosignature lines
+    subject_keys   (subject, data_key)        per-subject AES keys; NULL once erased
+
+The Merkle tree advances in the transaction that inserts the events, after the insert has
+taken the write lock, so an append reads only the latest head row.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+
+from ledger import merkle
+from ledger.envelope import decode_envelope
+from ledger.errors import NotFound, ValidationError
+
+APPEND_ONLY_TABLES = (
+    "ledger_meta",
+    "merkle_leaves",
+    "merkle_nodes",
+    "log_heads",
+    "checkpoints",
+    "cosignatures",
+)
+
+
+@dataclass(frozen=True)
+class LeafRow:
+    """One leaf in leaf order, with its event (None if the event row is missing)."""
+
+    leaf_index: int
+    notification_id: int
+    event: StoredEvent | None
+
+
+@dataclass(frozen=True)
+class Head:
+    size: int
+    border: tuple[bytes, ...]
+
+
+def pack_border(border: Sequence[bytes]) -> bytes:
+    return b"".join(border)
+
+
+def unpack_border(raw: bytes) -> tuple[bytes, ...]:
+    if len(raw) % merkle.HASH_SIZE:
+        raise AssertionError("stored border is not a whole number of hashes")
+    return tuple(raw[i : i + merkle.HASH_SIZE] for i in range(0, len(raw), merkle.HASH_SIZE))
+
+
+class LedgerTables:
+    """SQL over the ledger's own tables; subclasses provide the dialect and a transaction."""
+
+    placeholder = "?"
+    notification_column = "rowid"
+    events_table = "stored_events"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._key_cache: dict[str, bytes | None] = {}  # None: erased
+        self._used_keys: dict[str, bytes] = {}  # handed out for the next append
+        self._keyless: set[str] = set()  # subjects known to have no key row yet
+        self._new_subjects: set[str] = set()  # keys made here, not yet stored
+        self._keys_in_flight: set[str] = set()  # being stored by the current append
+
+    def table(self, name: str) -> str:
+        return name
+
+    def transaction(self, *, commit: bool) -> Any:
+        raise NotImplementedError
+
+    def sql(self, template: str) -> str:
+        names = {t: self.table(t) for t in (*APPEND_ONLY_TABLES, "subject_keys")}
+        text = template.format(events=self.events_table, nid=self.notification_column, **names)
+        return text.replace("?", self.placeholder)
+
+    # --- the tree, inside the events transaction ---------------------------------------------
+
+    def append_leaves(self, cursor: Any, events: Sequence[StoredEvent], ids: Sequence[int]) -> None:
+        """Add the events as leaves, store new complete subtrees and the new head; store the
+        data keys their disclosures were sealed under."""
+        self.store_used_keys(cursor)
+        head = self.read_head(cursor)
+        ordered = sorted(zip(ids, events, strict=True), key=lambda pair: pair[0])
+        ids = [nid for nid, _ in ordered]
+        leaf_hashes = [merkle.leaf_hash(decode_envelope(e.state).header_bytes) for _, e in ordered]
+        border, nodes = merkle.append_leaves(head.size, head.border, leaf_hashes)
+        cursor.executemany(
+            self.sql("INSERT INTO {merkle_leaves} (leaf_index, notification_id) VALUES (?, ?)"),
+            [(head.size + i, nid) for i, nid in enumerate(ids)],
+        )
+        cursor.executemany(
+            self.sql("INSERT INTO {merkle_nodes} (level, idx, hash) VALUES (?, ?, ?)"),
+            [(level, idx, bytes(h)) for level, idx, h in nodes],
+        )
+        cursor.execute(
+            self.sql("INSERT INTO {log_heads} (size, border) VALUES (?, ?)"),
+            (head.size + len(events), pack_border(border)),
+        )
+
+    def read_head(self, cursor: Any) -> Head:
+        cursor.execute(self.sql("SELECT size, border FROM {log_heads} ORDER BY size DESC LIMIT 1"))
+        row = cursor.fetchone()
+        if row is None:
+            return Head(0, ())
+        return Head(int(row["size"]), unpack_border(bytes(row["border"])))
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def head(self) -> Head:
+        with self.transaction(commit=False) as c:
+            return self.read_head(c)
+
+    def read_hashes(self, indexes: Sequence[tuple[int, int]]) -> Sequence[bytes]:
+        """The HashReader of merkle.py: one query for all the nodes a proof needs."""
+        if not indexes:
+            return []
+        wanted = sorted(set(indexes))
+        found: dict[tuple[int, int], bytes] = {}
+        with self.transaction(commit=False) as c:
+            for chunk in _chunks(wanted, 200):
+                clause = " OR ".join("(level = ? AND idx = ?)" for _ in chunk)
+                c.execute(
+                    self.sql("SELECT level, idx, hash FROM {merkle_nodes} WHERE " + clause),
+                    [v for pair in chunk for v in pair],
+                )
+                for row in c.fetchall():
+                    found[(int(row["level"]), int(row["idx"]))] = bytes(row["hash"])
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise NotFound(f"tree nodes missing from the store: {missing[:5]}")
+        return [found[i] for i in indexes]
+
+    def iter_leaves(
+        self, start: int = 0, stop: int | None = None, batch: int = 2000
+    ) -> Iterator[LeafRow]:
+        """Leaves in order with their events, in batches so memory stays flat."""
+        position = start
+        while stop is None or position < stop:
+            limit = batch if stop is None else min(batch, stop - position)
+            with self.transaction(commit=False) as c:
+                c.execute(
+                    self.sql(
+                        "SELECT l.leaf_index, l.notification_id, e.originator_id,"
+                        " e.originator_version, e.topic, e.state"
+                        " FROM {merkle_leaves} l"
+                        " LEFT JOIN {events} e ON e.{nid} = l.notification_id"
+                        " WHERE l.leaf_index >= ? ORDER BY l.leaf_index LIMIT ?"
+                    ),
+                    (position, limit),
+                )
+                rows = c.fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield self._leaf_row(row)
+            position = int(rows[-1]["leaf_index"]) + 1
+
+    def _leaf_row(self, row: Any) -> LeafRow:
+        event = None
+        if row["state"] is not None:
+            event = StoredEvent(
+                originator_id=_uuid(row["originator_id"]),
+                originator_version=int(row["originator_version"]),
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+        return LeafRow(int(row["leaf_index"]), int(row["notification_id"]), event)
+
+    def events_without_leaf(self) -> list[tuple[str, int]]:
+        with self.transaction(commit=False) as c:
+            c.execute(
+                self.sql(
+                    "SELECT e.originator_id, e.originator_version FROM {events} e"
+                    " WHERE NOT EXISTS (SELECT 1 FROM {merkle_leaves} l"
+                    " WHERE l.notification_id = e.{nid}) ORDER BY e.{nid}"
+                )
+            )
+            return [
+                (str(_uuid(r["originator_id"])), int(r["originator_version"])) for r in c.fetchall()
+            ]
+
+    def count(self, table: str) -> int:
+        with self.transaction(commit=False) as c:
+            c.execute(self.sql(f"SELECT COUNT(*) AS n FROM {{{table}}}"))
+            return int(c.fetchone()["n"])
+
+    def nodes_in_completion_order(self) -> Iterator[tuple[int, int, bytes]]:
+        """Every stored node, in the order appends complete them: by the last leaf each
+        covers, then by level — the order `merkle.append_leaves` yields them."""
+        query = self.sql(
+            "SELECT level, idx, hash FROM {merkle_nodes} ORDER BY ((idx + 1) << level), level"
+        )
+        for row in self.stream_rows(query):
+            yield int(row["level"]), int(row["idx"]), bytes(row["hash"])
+
+    def stream_rows(self, query: str, params: Sequence[Any] = ()) -> Iterator[Any]:
+        """Rows of a large query without holding them all in memory."""
+        with self.transaction(commit=False) as c:
+            c.execute(query, params)
+            while True:
+                row = c.fetchone()
+                if row is None:
+                    return
+                yield row
+
+    def heads(self) -> list[Head]:
+        with self.transaction(commit=False) as c:
+            c.execute(self.sql("SELECT size, border FROM {log_heads} ORDER BY size"))
+            return [Head(int(r["size"]), unpack_border(bytes(r["border"]))) for r in c.fetchall()]
+
+    def header_digest(self, stream: UUID, version: int) -> bytes:
+        stored = self._select_event(stream, version)
+        return decode_envelope(stored.state).header().digest
+
+    def _select_event(self, stream: UUID, version: int) -> StoredEvent:
+        found = self.select_events(stream, gt=version - 1, lte=version)  # type: ignore[attr-defined]
+        if not found:
+            raise NotFound(f"no event {stream} v{version} in the store")
+        event: StoredEvent = found[0]
+        return event
+
+    # --- metadata ---------------------------------------------------------------------------
+
+    def meta(self) -> dict[str, str]:
+        with self.transaction(commit=False) as c:
+            c.execute(self.sql("SELECT key, value FROM {ledger_meta}"))
+            return {r["key"]: r["value"] for r in c.fetchall()}
+
+    def write_meta(self, values: dict[str, str]) -> None:
+        with self.transaction(commit=True) as c:
+            c.executemany(
+                self.sql("INSERT INTO {ledger_meta} (key, value) VALUES (?, ?)"),
+                sorted(values.items()),
+            )
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def checkpoints(self) -> list[tuple[int, str]]:
+        with self.transaction(commit=False) as c:
+            c.execute(self.sql("SELECT size, note FROM {checkpoints} ORDER BY size"))
+            return [(int(r["size"]), r["note"]) for r in c.fetchall()]
+
+    def add_checkpoint(self, size: int, note: str) -> None:
+        with self.transaction(commit=True) as c:
+            c.execute(
+                self.sql("INSERT INTO {checkpoints} (size, note) VALUES (?, ?)"), (size, note)
+            )
+
+    def cosignatures(self, size: int) -> list[str]:
+        with self.transaction(commit=False) as c:
+            c.execute(
+                self.sql("SELECT line FROM {cosignatures} WHERE size = ? ORDER BY line"), (size,)
+            )
+            return [r["line"] for r in c.fetchall()]
+
+    def add_cosignature(self, size: int, line: str) -> bool:
+        """Store a cosignature line; False if it was already stored."""
+        if line in self.cosignatures(size):
+            return False
+        with self.transaction(commit=True) as c:
+            c.execute(
+                self.sql("INSERT INTO {cosignatures} (size, line) VALUES (?, ?)"), (size, line)
+            )
+        return True
+
+    # --- subject data keys ------------------------------------------------------------------
+    #
+    # Keys handed out for writing are remembered in `_used` and written (if new) and checked
+    # (if old) inside the transaction that stores the events sealed under them: a key is never
+    # stored without its events, and a subject erased meanwhile by another process makes the
+    # whole append fail rather than seal new data under a destroyed key.
+
+    def data_key(self, subject: str, *, create: bool) -> bytes | None:
+        """The subject's key; a new one if asked and absent; None once erased."""
+        if subject not in self._key_cache and subject not in self._keyless:
+            self.prefetch_keys([subject])
+        key = self._key_cache.get(subject)
+        if key is None and create and subject in self._keyless:
+            key = os.urandom(32)
+            self._key_cache[subject] = key
+            self._keyless.discard(subject)
+            self._new_subjects.add(subject)
+        if key is not None and create:
+            self._used_keys[subject] = key
+        return key
+
+    def prefetch_keys(self, subjects: Iterable[str]) -> None:
+        """Load many subjects' keys in one query (before sealing a batch of events)."""
+        wanted = sorted(set(subjects) - set(self._key_cache) - self._keyless)
+        with self.transaction(commit=False) as c:
+            for chunk in _chunks(wanted, 500):
+                marks = ", ".join("?" for _ in chunk)
+                c.execute(
+                    self.sql(
+                        f"SELECT subject, data_key FROM {{subject_keys}} WHERE subject IN ({marks})"
+                    ),
+                    list(chunk),
+                )
+                found = {r["subject"]: r["data_key"] for r in c.fetchall()}
+                for subject in chunk:
+                    if subject not in found:
+                        self._keyless.add(subject)  # never had a key: one may be made
+                    else:  # None: a tombstone left by erasure
+                        key = found[subject]
+                        self._key_cache[subject] = None if key is None else bytes(key)
+
+    def store_used_keys(self, cursor: Any) -> None:
+        """Inside the events transaction: insert the keys made for new subjects.
+
+        A plain INSERT: if another writer made a key for the same subject meanwhile, or the
+        subject was erased (its tombstone row exists), the whole append fails and nothing is
+        written. A key already stored needs no check: if it is destroyed after we sealed under
+        it, what we wrote is erased too, which is what erasure asks.
+        """
+        new = {s: k for s, k in self._used_keys.items() if s in self._new_subjects}
+        self._used_keys.clear()
+        self._keys_in_flight = set(new)
+        if new:
+            cursor.executemany(
+                self.sql("INSERT INTO {subject_keys} (subject, data_key) VALUES (?, ?)"),
+                sorted(new.items()),
+            )
+
+    def appended(self) -> None:
+        """After the events transaction commits: its new keys are stored now."""
+        self._new_subjects -= self._keys_in_flight
+        self._keys_in_flight = set()
+
+    def _forget_key(self, subject: str) -> None:
+        self._key_cache.pop(subject, None)
+        self._keyless.discard(subject)
+        self._new_subjects.discard(subject)
+
+    def _key_row(self, subject: str) -> Any:
+        with self.transaction(commit=False) as c:
+            c.execute(self.sql("SELECT data_key FROM {subject_keys} WHERE subject = ?"), (subject,))
+            return c.fetchone()
+
+    def destroy_data_key(self, subject: str) -> None:
+        """Crypto-shredding: overwrite the key with NULL. The row stays as a tombstone, so no
+        new key is ever made for the subject."""
+        self._forget_key(subject)
+        with self.transaction(commit=True) as c:
+            self._null_key(c, subject)
+
+    def _null_key(self, cursor: Any, subject: str) -> None:
+        cursor.execute(
+            self.sql(
+                "INSERT INTO {subject_keys} (subject, data_key) VALUES (?, NULL)"
+                " ON CONFLICT (subject) DO UPDATE SET data_key = NULL"
+            ),
+            (subject,),
+        )
+
+    def is_erased(self, subject: str) -> bool:
+        row = self._key_row(subject)
+        return row is not None and row["data_key"] is None
+
+
+def _uuid(value: object) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def check_subject(subject: str) -> None:
+    if not subject or len(subject) > 200 or not subject.isprintable():
+        raise ValidationError(f"invalid subject id {subject!r}")

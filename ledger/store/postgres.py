@@ -1,0 +1,129 @@
+"""The production store: the library's PostgreSQL recorder plus the ledger tables.
+
+Appends take the library's `LOCK TABLE … IN EXCLUSIVE MODE` on the events table, insert the
+events and advance the Merkle tree in the same transaction, so leaf order is commit order.
+Triggers reject UPDATE, DELETE and TRUNCATE on the events and tree tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from ledger.store.base import APPEND_ONLY_TABLES, LedgerTables
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS {s}.ledger_meta (key text PRIMARY KEY, value text NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {s}.merkle_leaves ("
+    " leaf_index bigint PRIMARY KEY, notification_id bigint NOT NULL UNIQUE)",
+    "CREATE TABLE IF NOT EXISTS {s}.merkle_nodes ("
+    " level smallint NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL,"
+    " PRIMARY KEY (level, idx))",
+    "CREATE TABLE IF NOT EXISTS {s}.log_heads (size bigint PRIMARY KEY, border bytea NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {s}.checkpoints (size bigint PRIMARY KEY, note text NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {s}.cosignatures ("
+    " size bigint NOT NULL, line text NOT NULL, PRIMARY KEY (size, line))",
+    "CREATE TABLE IF NOT EXISTS {s}.subject_keys (subject text PRIMARY KEY, data_key bytea)",
+    "CREATE OR REPLACE FUNCTION {s}.calm_ledger_append_only() RETURNS trigger"
+    " LANGUAGE plpgsql AS $$ BEGIN"
+    " RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';"
+    " END $$",
+)
+
+
+def _triggers(schema: str, table: str) -> list[str]:
+    q = f"{schema}.{_quote(table)}"
+    row, truncate = _quote(f"{table}_append_only"), _quote(f"{table}_no_truncate")
+    return [
+        f"DROP TRIGGER IF EXISTS {row} ON {q}",
+        f"CREATE TRIGGER {row} BEFORE UPDATE OR DELETE ON {q}"
+        f" FOR EACH ROW EXECUTE FUNCTION {schema}.calm_ledger_append_only()",
+        f"DROP TRIGGER IF EXISTS {truncate} ON {q}",
+        f"CREATE TRIGGER {truncate} BEFORE TRUNCATE ON {q}"
+        f" FOR EACH STATEMENT EXECUTE FUNCTION {schema}.calm_ledger_append_only()",
+    ]
+
+
+class LedgerPostgresRecorder(LedgerTables, PostgresApplicationRecorder):
+    """Inserts events and advances the Merkle tree in one locked PostgreSQL transaction."""
+
+    placeholder = "%s"
+    notification_column = "notification_id"
+
+    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema = self._quoted_schema()
+        self.events_table = f"{schema}.{_quote(events_table_name)}"
+        statements = [t.format(s=schema) for t in _SCHEMA]
+        for table in (events_table_name, *APPEND_ONLY_TABLES):
+            statements += _triggers(schema, table)
+        self.sql_create_statements += [SQL(s) for s in statements]  # type: ignore[misc]
+        self._insert_returning = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
+            " SELECT originator_id, originator_version, topic, state"
+            " FROM unnest(%s::{schema}.{stored_event_type}[])"
+            " RETURNING originator_id, originator_version, notification_id"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+            stored_event_type=Identifier(self.stored_event_type_name),
+        )
+
+    def _quoted_schema(self) -> str:
+        return _quote(self.datastore.schema)
+
+    def table(self, name: str) -> str:
+        return f"{self._quoted_schema()}.{name}"
+
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[Cursor[DictRow]]:
+        with self.datastore.transaction(commit=commit) as c:
+            yield c
+
+    def stream_rows(self, query: str, params: Sequence[Any] = ()) -> Iterator[Any]:
+        # A server-side cursor: libpq would otherwise buffer the whole result client-side.
+        with (
+            self.datastore.transaction(commit=False) as c,
+            c.connection.cursor(name="calm_ledger_stream") as named,
+        ):
+            named.itersize = 5000
+            named.execute(query, params)
+            yield from named
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if not stored_events:
+            return []
+        rows = [
+            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+            for e in stored_events
+        ]
+        with self.datastore.transaction(commit=True) as curs, curs.connection.pipeline():
+            # One round trip for the lock, the insert and the head; then one for the tree.
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            curs.execute(self._insert_returning, (rows,))
+            returned = {
+                (str(r["originator_id"]), int(r["originator_version"])): int(r["notification_id"])
+                for r in curs.fetchall()
+            }
+            ids = [returned[(str(e.originator_id), e.originator_version)] for e in stored_events]
+            self.append_leaves(curs, stored_events, ids)
+        self.appended()
+        return ids
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+class LedgerPostgresFactory(PostgresFactory):
+    application_recorder_class = LedgerPostgresRecorder

@@ -1,0 +1,80 @@
+"""The embedded store: the library's SQLite recorder plus the ledger tables and triggers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteFactory
+
+from ledger.store.base import APPEND_ONLY_TABLES, LedgerTables
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS merkle_leaves ("
+    " leaf_index INTEGER PRIMARY KEY, notification_id INTEGER NOT NULL UNIQUE)",
+    "CREATE TABLE IF NOT EXISTS merkle_nodes ("
+    " level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,"
+    " PRIMARY KEY (level, idx)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS log_heads (size INTEGER PRIMARY KEY, border BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS cosignatures ("
+    " size INTEGER NOT NULL, line TEXT NOT NULL, PRIMARY KEY (size, line))",
+    "CREATE TABLE IF NOT EXISTS subject_keys (subject TEXT PRIMARY KEY, data_key BLOB)",
+)
+
+
+def _append_only_triggers(table: str) -> list[str]:
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{verb.lower()} BEFORE {verb} ON {table}"
+        f" BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+        for verb in ("UPDATE", "DELETE")
+    ]
+
+
+class LedgerSQLiteRecorder(LedgerTables, SQLiteApplicationRecorder):
+    """Inserts events and advances the Merkle tree in one SQLite write transaction."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        statements = super().construct_create_table_statements()
+        statements += _SCHEMA
+        for table in ("stored_events", *APPEND_ONLY_TABLES):
+            statements += _append_only_triggers(table)
+        return statements
+
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[SQLiteCursor]:
+        with self.datastore.transaction(commit=commit) as c:
+            yield c
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super().insert_events(stored_events, **kwargs)
+        self.appended()
+        return ids
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        # The INSERT takes SQLite's write lock before the head is read.
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        if ids is None:
+            raise AssertionError("SQLite recorder returned no notification ids")
+        if stored_events:
+            self.append_leaves(c, stored_events, ids)
+        return ids
+
+    def destroy_data_key(self, subject: str) -> None:
+        self._forget_key(subject)
+        with self.transaction(commit=True) as c:
+            c.execute("PRAGMA secure_delete = ON")  # overwrite the old key's bytes with zeros
+            self._null_key(c, subject)
+        with self.transaction(commit=False) as c:
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # and drop the old page from the WAL
+
+
+class LedgerSQLiteFactory(SQLiteFactory):
+    application_recorder_class = LedgerSQLiteRecorder

@@ -1,0 +1,351 @@
+"""Re-check everything the ledger claims, from the stored bytes alone.
+
+`EventChecker` is fed envelopes in leaf order and checks what each one can show by itself and
+against what came before (signature, signer, chain, digests, disclosures). It holds no store,
+so the export-bundle verifier reuses it. `verify_store` adds what only the store has: the
+gapless leaves, the stored tree, the log heads and the checkpoints.
+
+Checks, numbered as printed:
+  1 envelopes parse        5 stream chains          9 tree
+  2 origin                 6 data digests           10 checkpoints
+  3 signatures             7 disclosures
+  4 signers                8 leaves
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.roles import Role, may_sign
+from ledger import merkle, note
+from ledger.actors import LOG_ACTOR
+from ledger.envelope import (
+    SEALED_KEY,
+    Envelope,
+    Header,
+    decode_envelope,
+    open_disclosure,
+    signing_input,
+)
+from ledger.errors import LedgerError, VerificationError
+from ledger.keys import actor_key_id, verify_signature
+
+CHECKS = (
+    "envelopes parse",
+    "origin",
+    "signatures",
+    "signers",
+    "stream chains",
+    "data digests",
+    "disclosures",
+    "leaves",
+    "tree",
+    "checkpoints",
+)
+
+KeyLookup = Callable[[str], "bytes | None"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    check: str
+    where: str
+    message: str
+
+    def line(self) -> str:
+        return f"FAIL {self.check}: {self.where}: {self.message}"
+
+
+@dataclass
+class Report:
+    """Counts of what passed and every failure, per numbered check."""
+
+    passed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHECKS, 0))
+    failures: list[Failure] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def ok(self, check: str, n: int = 1) -> None:
+        self.passed[check] += n
+
+    def fail(self, check: str, where: str, message: str) -> None:
+        self.failures.append(Failure(check, where, message))
+
+    @property
+    def verified(self) -> bool:
+        return not self.failures
+
+    def failed(self, check: str) -> int:
+        return sum(1 for f in self.failures if f.check == check)
+
+    def lines(self) -> Iterator[str]:
+        for number, check in enumerate(CHECKS, 1):
+            bad = self.failed(check)
+            status = "FAIL" if bad else "OK  "
+            detail = f"{self.passed[check]} ok" + (f", {bad} failed" if bad else "")
+            extra = f" ({self.notes[check]})" if check in self.notes else ""
+            yield f"{number:>2}. {status} {check:<16} {detail}{extra}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "verified": self.verified,
+            "checks": [
+                {
+                    "number": n,
+                    "check": c,
+                    "ok": self.failed(c) == 0,
+                    "passed": self.passed[c],
+                    "failed": self.failed(c),
+                    **({"note": self.notes[c]} if c in self.notes else {}),
+                }
+                for n, c in enumerate(CHECKS, 1)
+            ],
+            "failures": [f.__dict__ for f in self.failures],
+        }
+
+
+@dataclass
+class _ActorState:
+    roles: frozenset[Role]
+    public_key: bytes
+    key_id: str
+    revoked: bool = False
+
+
+@dataclass
+class _StreamState:
+    version: int
+    digest: bytes
+
+
+class EventChecker:
+    """Checks envelopes fed in leaf order, keeping only actors and stream heads in memory."""
+
+    def __init__(
+        self,
+        report: Report,
+        *,
+        origin: str,
+        log_public_key: bytes,
+        data_keys: KeyLookup | None = None,
+    ) -> None:
+        self.report = report
+        self.origin = origin
+        self.data_keys = data_keys
+        self.actors: dict[str, _ActorState] = {
+            LOG_ACTOR: _ActorState(
+                frozenset({Role.LOG}), log_public_key, actor_key_id(log_public_key)
+            )
+        }
+        self.streams: dict[str, _StreamState] = {}
+        self._actor_streams: dict[str, str] = {}  # actor stream id → actor name
+        self.erased: set[str] = set()
+        self.count = 0
+
+    def feed(self, where: str, raw: bytes) -> Header | None:
+        """Check one stored envelope; returns its header if it parsed."""
+        self.count += 1
+        r = self.report
+        try:
+            envelope = decode_envelope(raw)
+            header = envelope.header()
+        except LedgerError as e:
+            r.fail("envelopes parse", where, e.diagnostics())
+            return None
+        r.ok("envelopes parse")
+        where = f"{where} stream {header.stream} v{header.version} ({header.type})"
+        if header.origin == self.origin:
+            r.ok("origin")
+        else:
+            r.fail("origin", where, f"origin {header.origin!r} is not this ledger's")
+        signed_ok = self._check_signature(where, header, envelope)
+        permitted = signed_ok and self._check_signer(where, header)
+        self._check_chain(where, header)
+        data_ok = self._check_data(where, header, envelope)
+        if permitted and data_ok:
+            self._apply_actor_event(header, envelope)
+        return header
+
+    def _check_signature(self, where: str, header: Header, envelope: Envelope) -> bool:
+        actor = self.actors.get(header.actor)
+        if actor is None:
+            self.report.fail("signatures", where, f"signer {header.actor!r} was never enrolled")
+            return False
+        if header.key_id != actor.key_id:
+            self.report.fail(
+                "signatures",
+                where,
+                f"key {header.key_id} is not {header.actor!r}'s key at this point of the log",
+            )
+            return False
+        try:
+            verify_signature(actor.public_key, signing_input(header.raw), envelope.signature)
+        except LedgerError:
+            self.report.fail("signatures", where, f"signature by {header.actor!r} does not verify")
+            return False
+        self.report.ok("signatures")
+        return True
+
+    def _check_signer(self, where: str, header: Header) -> bool:
+        actor = self.actors[header.actor]
+        if actor.revoked:
+            self.report.fail("signers", where, f"{header.actor!r} was revoked before signing this")
+            return False
+        if not may_sign(actor.roles, header.type):
+            roles = ", ".join(sorted(actor.roles))
+            self.report.fail(
+                "signers", where, f"{header.actor!r} ({roles}) may not sign {header.type!r}"
+            )
+            return False
+        self.report.ok("signers")
+        return True
+
+    def _check_chain(self, where: str, header: Header) -> None:
+        last = self.streams.get(header.stream)
+        expected_version = 1 if last is None else last.version + 1
+        expected_prev = None if last is None else last.digest.hex()
+        if header.version != expected_version:
+            self.report.fail(
+                "stream chains", where, f"version {header.version}, expected {expected_version}"
+            )
+        elif header.prev != expected_prev:
+            self.report.fail("stream chains", where, "previous-envelope hash does not match")
+        else:
+            self.report.ok("stream chains")
+        self.streams[header.stream] = _StreamState(header.version, header.digest)
+
+    def _check_data(self, where: str, header: Header, envelope: Envelope) -> bool:
+        if hashlib.sha256(envelope.data_bytes).hexdigest() != header.data_digest:
+            self.report.fail("data digests", where, "data does not match the signed digest")
+            return False
+        self.report.ok("data digests")
+        self._check_disclosures(where, header, envelope)
+        return True
+
+    def _check_disclosures(self, where: str, header: Header, envelope: Envelope) -> None:
+        try:
+            sealed = envelope.data().get(SEALED_KEY, {})
+            encrypted = envelope.disclosures()
+        except LedgerError as e:
+            self.report.fail("disclosures", where, e.diagnostics())
+            return
+        if set(encrypted) - set(sealed):
+            self.report.fail("disclosures", where, "a disclosure has no sealed digest")
+        if not sealed:
+            return
+        key = self.data_keys(header.subject) if self.data_keys and header.subject else None
+        if key is None:
+            self.erased.add(header.subject or "")
+            return
+        for name, digest in sorted(sealed.items()):
+            if name not in encrypted:
+                self.report.fail("disclosures", where, f"no disclosure for sealed {name!r}")
+                continue
+            try:
+                open_disclosure(
+                    encrypted[name],
+                    key,
+                    stream=header.stream,
+                    version=header.version,
+                    name=name,
+                    digest=digest,
+                )
+                self.report.ok("disclosures")
+            except VerificationError as e:
+                self.report.fail("disclosures", where, str(e))
+
+    def _apply_actor_event(self, header: Header, envelope: Envelope) -> None:
+        """Enrolments, re-keys and revocations take effect from their own leaf onward."""
+        if not header.type.startswith("actor."):
+            return
+        data = envelope.data()
+        if header.type == "actor.enrolled":
+            public_key = base64.b64decode(data["public_key"])
+            roles = frozenset(Role(r) for r in data["roles"])
+            self.actors[data["name"]] = _ActorState(roles, public_key, actor_key_id(public_key))
+            self._actor_streams[header.stream] = data["name"]
+            return
+        name = self._actor_streams.get(header.stream)
+        if name is None:
+            return
+        if header.type == "actor.rekeyed":
+            public_key = base64.b64decode(data["public_key"])
+            self.actors[name].public_key = public_key
+            self.actors[name].key_id = actor_key_id(public_key)
+        elif header.type == "actor.revoked":
+            self.actors[name].revoked = True
+
+
+def check_tree(
+    report: Report,
+    leaf_hashes: bytes,
+    stored_nodes: Iterable[tuple[int, int, bytes]],
+    heads: Iterable[tuple[int, tuple[bytes, ...]]],
+) -> list[bytes]:
+    """Recompute the tree from the leaves; compare stored nodes (in completion order) and
+    every stored head's border. Returns the recomputed root at every size (index = size)."""
+    size = len(leaf_hashes) // merkle.HASH_SIZE
+    node_iter = iter(stored_nodes)
+    head_iter = iter(sorted(heads))
+    next_head = next(head_iter, None)
+    border: list[merkle.Hash] = []
+    roots = [bytes(merkle.EMPTY_ROOT)]
+    bad_nodes = 0
+    for i in range(size):
+        leaf = leaf_hashes[i * 32 : (i + 1) * 32]
+        border, nodes = merkle.append_leaves(i, border, [leaf])
+        for level, idx, h in nodes:
+            stored = next(node_iter, None)
+            if stored is None or stored != (level, idx, bytes(h)):
+                bad_nodes += 1
+                if bad_nodes <= 5:
+                    report.fail(
+                        "tree", f"node ({level}, {idx})", "stored hash differs or is missing"
+                    )
+        while next_head is not None and next_head[0] <= i + 1:
+            if next_head[0] == i + 1 and tuple(bytes(b) for b in border) != next_head[1]:
+                report.fail("tree", f"log head at size {i + 1}", "stored border differs")
+            next_head = next(head_iter, None)
+        roots.append(bytes(merkle.root_from_border(i + 1, border)))
+    extra = sum(1 for _ in node_iter)
+    if extra:
+        report.fail("tree", "merkle_nodes", f"{extra} stored node(s) beyond the leaves")
+    if next_head is not None:
+        report.fail("tree", f"log head at size {next_head[0]}", "head beyond the last leaf")
+    if bad_nodes > 5:
+        report.fail("tree", "merkle_nodes", f"{bad_nodes} stored nodes differ in all")
+    if report.failed("tree") == 0:
+        report.ok("tree", size)
+    return roots
+
+
+def check_checkpoints(
+    report: Report,
+    checkpoints: Iterable[tuple[int, str]],
+    roots: list[bytes],
+    *,
+    origin: str,
+    log_name: str,
+    log_public_key: bytes,
+) -> None:
+    """Every stored checkpoint is signed by the log key and names the recomputed root."""
+    verifier = note.NoteVerifierKey(log_name, log_public_key)
+    for size, text in checkpoints:
+        where = f"checkpoint at size {size}"
+        try:
+            opened = note.open_note(text, [verifier])
+            cp = note.parse_checkpoint(opened.text)
+        except LedgerError as e:
+            report.fail("checkpoints", where, e.diagnostics())
+            continue
+        if cp.origin != origin or cp.size != size:
+            report.fail("checkpoints", where, "origin or size differs from the stored row")
+        elif size >= len(roots):
+            report.fail("checkpoints", where, f"names size {size} but the log has {len(roots) - 1}")
+        elif bytes(cp.root_hash) != roots[size]:
+            report.fail("checkpoints", where, "root differs from the tree recomputed from leaves")
+        else:
+            report.ok("checkpoints")

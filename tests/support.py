@@ -1,0 +1,86 @@
+"""Test helpers: run the CLI, and tamper with a store as a database superuser would."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+
+from cli.main import cli
+from ledger.store import parse_store_url
+
+
+def run_cli(
+    args: Sequence[str], env: dict[str, str] | None = None, input: str | None = None
+) -> Result:
+    runner = CliRunner()
+    return runner.invoke(cli, list(args), env=env or {}, input=input, catch_exceptions=False)
+
+
+class Superuser:
+    """Raw SQL on a store with the append-only triggers bypassed."""
+
+    def __init__(self, db_url: str) -> None:
+        self.url = parse_store_url(db_url)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.backend == "sqlite"
+
+    def table(self, name: str) -> str:
+        if self.is_sqlite:
+            return "stored_events" if name == "events" else name
+        table = "calm_ledger_events" if name == "events" else name
+        return f'"{self.url.pg_schema}"."{table}"'
+
+    @property
+    def nid(self) -> str:
+        return "rowid" if self.is_sqlite else "notification_id"
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._run(sql, params, fetch=True)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._run(sql, params, fetch=False)
+
+    def _run(self, sql: str, params: Sequence[Any], *, fetch: bool) -> list[tuple[Any, ...]]:
+        if self.is_sqlite:
+            return self._sqlite(sql, params, fetch)
+        return self._postgres(sql, params, fetch)
+
+    def _sqlite(self, sql: str, params: Sequence[Any], fetch: bool) -> list[tuple[Any, ...]]:
+        path = self.url.sqlite_path
+        assert isinstance(path, Path)
+        conn = sqlite3.connect(path)
+        try:
+            triggers = conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+            ).fetchall()
+            for name, _ in triggers:
+                conn.execute(f"DROP TRIGGER {name}")
+            cursor = conn.execute(sql, params)
+            rows = cursor.fetchall() if fetch else []
+            for _, create in triggers:
+                conn.execute(create)
+            conn.commit()
+            return [tuple(r) for r in rows]
+        finally:
+            conn.close()
+
+    def _postgres(self, sql: str, params: Sequence[Any], fetch: bool) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        sql = sql.replace("?", "%s")
+        conninfo = (
+            f"host={self.url.pg_host} port={self.url.pg_port} "
+            f"user={self.url.pg_user} dbname={self.url.pg_dbname}"
+        )
+        with psycopg.connect(conninfo) as conn:
+            conn.execute("SET session_replication_role = replica")  # triggers off
+            cur = conn.execute(sql, params)
+            rows = cur.fetchall() if fetch else []
+            conn.commit()
+            return [tuple(r) for r in rows]

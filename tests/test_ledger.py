@@ -1,0 +1,138 @@
+"""The signed ledger on both stores: writing, reading back, permissions, erasure, verify."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from domain.errors import PermissionDenied
+from domain.people import person_stream
+from domain.roles import Role
+from ledger import merkle
+from ledger.envelope import decode_envelope
+from ledger.errors import ValidationError
+from ledger.keys import SigningKey
+from ledger.verify_store import verify_store
+from tests.conftest import ORIGIN, Ledger
+
+
+def verified(ledger: Ledger) -> bool:
+    app = ledger.open()
+    try:
+        report = verify_store(
+            app, origin=ORIGIN, log_name=ORIGIN, log_public_key=ledger.log_key.public_key
+        )
+    finally:
+        app.close()
+    return report.verified
+
+
+def test_a_new_ledger_verifies(ledger: Ledger) -> None:
+    app = ledger.open()
+    assert app.store.head().size == 1
+    app.close()
+    assert verified(ledger)
+
+
+def test_an_enrolled_actor_can_sign_what_its_role_allows(ledger: Ledger) -> None:
+    app = ledger.open()
+    lead = ledger.enrol(app, "lee", Role.SAFEGUARDING_LEAD)
+    ledger.service(app, "lee", lead).register_person("P-001", "ward-1", full_name="Alex Doe")
+    assert app.store.head().size == 3
+    app.close()
+    assert verified(ledger)
+
+
+def test_a_recorder_may_not_enrol_actors(ledger: Ledger) -> None:
+    app = ledger.open()
+    key = ledger.enrol(app, "sam", Role.RECORDER)
+    size = app.store.head().size
+    with pytest.raises(PermissionDenied, match=r"may not sign 'actor\.enrolled'"):
+        ledger.service(app, "sam", key).enrol_actor("eve", (Role.ADMIN,), key.public_key)
+    assert app.store.head().size == size
+    app.close()
+
+
+def test_a_revoked_actor_cannot_write(ledger: Ledger) -> None:
+    app = ledger.open()
+    key = ledger.enrol(app, "lee", Role.SAFEGUARDING_LEAD)
+    ledger.service(app).revoke_actor("lee", "left the organisation")
+    size = app.store.head().size
+    with pytest.raises(PermissionDenied, match="revoked"):
+        ledger.service(app, "lee", key).register_person("P-002", "ward-1")
+    assert app.store.head().size == size
+    app.close()
+
+
+def test_an_old_key_is_refused_after_rekey(ledger: Ledger) -> None:
+    app = ledger.open()
+    old = ledger.enrol(app, "lee", Role.SAFEGUARDING_LEAD)
+    new = SigningKey.generate()
+    ledger.service(app).rekey_actor("lee", new.public_key, "scheduled rotation")
+    with pytest.raises(PermissionDenied, match="not the current key"):
+        ledger.service(app, "lee", old).register_person("P-003", "ward-1")
+    ledger.service(app, "lee", new).register_person("P-003", "ward-1")
+    app.close()
+    assert verified(ledger)
+
+
+def test_personal_fields_are_sealed_in_storage(ledger: Ledger) -> None:
+    app = ledger.open()
+    ledger.service(app).register_person(
+        "P-004", "ward-1", full_name="Zebedee Quartermain", date_of_birth=date(2011, 3, 14)
+    )
+    raw = b"".join(row.event.state for row in app.store.iter_leaves() if row.event is not None)
+    assert b"Zebedee" not in raw and b"Quartermain" not in raw
+    assert b"2011-03-14" not in raw
+    person_event = app.repository.get(person_stream("P-004"))
+    assert person_event.pseudonym == "P-004"
+    app.close()
+
+
+def test_sealed_fields_read_back_until_erased(ledger: Ledger) -> None:
+    app = ledger.open()
+    service = ledger.service(app)
+    service.register_person(
+        "P-005", "ward-1", full_name="Yusuf Example", date_of_birth=date(2010, 1, 2)
+    )
+    events = app.events.get(person_stream("P-005"))
+    (registered,) = list(events)
+    assert registered.full_name == "Yusuf Example"  # type: ignore[attr-defined]
+    service.erase_subject("P-005", "retention period ended")
+    fresh = ledger.open()
+    (after,) = list(fresh.events.get(person_stream("P-005")))
+    assert after.full_name is None and after.date_of_birth is None  # type: ignore[attr-defined]
+    assert after.pseudonym == "P-005"  # type: ignore[attr-defined]
+    fresh.close()
+    app.close()
+    assert verified(ledger)
+
+
+def test_erasing_twice_is_refused(ledger: Ledger) -> None:
+    app = ledger.open()
+    service = ledger.service(app)
+    service.register_person("P-006", "ward-1", full_name="Wren Example")
+    service.erase_subject("P-006", "data subject request")
+    with pytest.raises(ValidationError, match="already erased"):
+        service.erase_subject("P-006", "again")
+    app.close()
+
+
+def test_tree_matches_recomputation_after_many_appends(ledger: Ledger) -> None:
+    app = ledger.open()
+    service = ledger.service(app)
+    for i in range(40):
+        service.register_person(f"P-{i:04d}", "ward-2")
+    head = app.store.head()
+    leaves = [
+        merkle.leaf_hash(decode_envelope(r.event.state).header_bytes)
+        for r in app.store.iter_leaves()
+        if r.event is not None
+    ]
+    assert head.size == len(leaves) == 41
+    assert merkle.root_from_border(head.size, head.border) == merkle.tree_hash(
+        head.size, merkle.ListHashReader(leaves)
+    )
+    app.close()
+    assert verified(ledger)
