@@ -9,7 +9,7 @@ from typing import IO, Any
 
 import click
 
-from cli import actors, ledger_cmds
+from cli import actors, checkpoint_cmds, demo, ledger_cmds, witness
 from cli.bootstrap import Context
 from domain.errors import DomainError
 
@@ -87,6 +87,10 @@ cli.add_command(ledger_cmds.log)
 cli.add_command(ledger_cmds.verify)
 cli.add_command(ledger_cmds.erase)
 cli.add_command(actors.actors)
+cli.add_command(checkpoint_cmds.checkpoint)
+cli.add_command(checkpoint_cmds.proof)
+cli.add_command(witness.witness)
+cli.add_command(demo.demo)
 
 
 def main() -> None:

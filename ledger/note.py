@@ -80,8 +80,10 @@ class NoteVerifierKey:
 
     def __post_init__(self) -> None:
         _check_name(self.name)
-        if len(self.public_key) != _ED25519_KEY_SIZE:
+        if not isinstance(self.public_key, bytes) or len(self.public_key) != _ED25519_KEY_SIZE:
             raise ValidationError("an Ed25519 public key is 32 bytes")
+        if self.key_type not in set(SignatureType):
+            raise MalformedNote(f"unsupported signature type {self.key_type!r}")
         object.__setattr__(self, "key_type", SignatureType(self.key_type))
 
     @property
@@ -127,9 +129,7 @@ def parse_verifier_key(text: str) -> NoteVerifierKey:
     raw = _unb64(key64)
     if not _HEX_KEY_ID.fullmatch(hex_id) or len(raw) != 1 + _ED25519_KEY_SIZE:
         raise MalformedNote("malformed verifier key")
-    if raw[0] not in set(SignatureType):
-        raise MalformedNote("unknown verifier key type")
-    key = _as_malformed(lambda: NoteVerifierKey(name, raw[1:], SignatureType(raw[0])))
+    key = _as_malformed(lambda: NoteVerifierKey(name, raw[1:], raw[0]))  # type: ignore[arg-type]
     if str(key.key_id) != hex_id or str(key) != text:
         raise MalformedNote("verifier key id does not match its key")
     return key
@@ -185,9 +185,22 @@ class Note:
 
 def sign_note(text: str, name: str, seed: bytes) -> str:
     """Sign `text` (which must end in a newline) with an Ed25519 note key."""
+    _check_seed(seed)
+    return sign_note_with(text, name, _public_key(seed), _private_key(seed).sign)
+
+
+def sign_note_with(text: str, name: str, public_key: bytes, sign: Callable[[bytes], bytes]) -> str:
+    """Like `sign_note`, for keys that never hand out their seed (a keystore's `sign`).
+
+    The signature is checked against `public_key` before it is returned: a mismatched pair
+    would otherwise produce a note that no verifier accepts.
+    """
     _check_text(text)
-    key = NoteSignerKey(name, seed)
-    signature = _private_key(seed).sign(text.encode("utf-8"))
+    key = NoteVerifierKey(name, public_key)
+    message = text.encode("utf-8")
+    signature = sign(message)
+    if not _ed25519_verifies(public_key, message, signature):
+        raise ValidationError(f"the signer for {name} does not match its public key")
     return text + "\n" + NoteSignature(name, key.key_id, signature).line
 
 
@@ -291,8 +304,9 @@ class Checkpoint:
 
     def __post_init__(self) -> None:
         for line in (self.origin, *self.extensions):
-            if not line or "\n" in line or not _has_no_controls(line):
+            if not isinstance(line, str) or not line or not _has_no_controls(line):
                 raise MalformedNote("checkpoint lines must be non-empty single lines")
+            _check_note_characters(line)
         if isinstance(self.size, bool) or not 0 <= self.size <= _MAX_INT64:
             raise MalformedNote("checkpoint size out of range")
         object.__setattr__(self, "root_hash", _hash(self.root_hash))
@@ -390,6 +404,24 @@ def cosign(checkpoint_text: str, witness_name: str, seed: bytes, timestamp: int)
     return format_cosignature(Cosignature(witness_name, witness.key_id, timestamp, signature))
 
 
+def cosign_with(
+    checkpoint_text: str,
+    witness_name: str,
+    public_key: bytes,
+    sign: Callable[[bytes], bytes],
+    timestamp: int,
+) -> str:
+    """Like `cosign`, for keys that never hand out their seed (a keystore's `sign`)."""
+    parse_checkpoint(checkpoint_text)
+    witness = NoteVerifierKey(witness_name, public_key, SignatureType.COSIGNATURE_V1)
+    if isinstance(timestamp, bool) or not 0 <= timestamp <= _MAX_INT64:
+        raise ValidationError("cosignature timestamp out of range")
+    signature = sign(cosignature_message(checkpoint_text, timestamp))
+    line = format_cosignature(Cosignature(witness_name, witness.key_id, timestamp, signature))
+    verify_cosignature(checkpoint_text, line, witness)  # a mismatched key pair fails here
+    return line
+
+
 def verify_cosignature(checkpoint_text: str, line: str, witness_key: NoteVerifierKey) -> int:
     """Verify a witness's cosignature line over a checkpoint body; return its timestamp."""
     if witness_key.key_type is not SignatureType.COSIGNATURE_V1:
@@ -483,12 +515,13 @@ def _check_name(name: str) -> None:
 
 
 def _check_text(text: str) -> None:
-    if not text.endswith("\n") or not _has_no_controls(text.replace("\n", "")):
-        raise MalformedNote("note text must end with a newline and have no control characters")
+    if not isinstance(text, str) or not text.endswith("\n"):
+        raise MalformedNote("note text must end with a newline")
     _check_note_characters(text)
 
 
 def _has_no_controls(line: str) -> bool:
+    """No character below U+0020 (so no newline either)."""
     return all(ch >= " " for ch in line)
 
 

@@ -167,10 +167,10 @@ def test_go_tlog_data_gives_the_derived_proofs() -> None:
         leaf, root = LEAVES[v["leaf_index"]], ROOTS[v["tree_size"]]
         check_inclusion(proof.hashes, v["leaf_index"], v["tree_size"], leaf, root)
     for v in derived["consistency_samples"]:
-        proof = consistency_proof(v["size1"], v["size2"], READER)
-        assert _hexes(proof.hashes) == v["proof"]
+        cproof = consistency_proof(v["size1"], v["size2"], READER)
+        assert _hexes(cproof.hashes) == v["proof"]
         root1, root2 = ROOTS[v["size1"]], ROOTS[v["size2"]]
-        check_consistency(proof.hashes, v["size1"], v["size2"], root1, root2)
+        check_consistency(cproof.hashes, v["size1"], v["size2"], root1, root2)
 
 
 def test_stored_hash_index_matches_go_tlog_append_order() -> None:
@@ -411,7 +411,7 @@ def _all_complete_nodes(size: int) -> set[tuple[int, int, Hash]]:
 @settings(max_examples=60, deadline=None)
 @given(batches=st.lists(st.integers(min_value=0, max_value=9), max_size=11))
 def test_appending_in_batches_gives_the_same_roots_and_nodes(batches: list[int]) -> None:
-    size, border, stored = 0, [], []
+    size, border, stored = 0, list[Hash](), list[tuple[int, int, Hash]]()
     for batch in batches:
         border, completed = append_leaves(size, border, LEAVES[size : size + batch])
         stored.extend(completed)

@@ -181,6 +181,24 @@ class LedgerTables:
             )
         return LeafRow(int(row["leaf_index"]), int(row["notification_id"]), event)
 
+    def leaf_of(self, stream: UUID, version: int) -> int | None:
+        """The leaf index of the event at (stream, version), if it is in the log."""
+        with self.transaction(commit=False) as c:
+            c.execute(
+                self.sql(
+                    "SELECT l.leaf_index FROM {merkle_leaves} l"
+                    " JOIN {events} e ON e.{nid} = l.notification_id"
+                    " WHERE e.originator_id = ? AND e.originator_version = ?"
+                ),
+                (self.stream_param(stream), version),
+            )
+            row = c.fetchone()
+        return None if row is None else int(row["leaf_index"])
+
+    def stream_param(self, stream: UUID) -> Any:
+        """How this store binds a stream id in a query."""
+        return stream.hex
+
     def events_without_leaf(self) -> list[tuple[str, int]]:
         with self.transaction(commit=False) as c:
             c.execute(

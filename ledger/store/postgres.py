@@ -79,6 +79,9 @@ class LedgerPostgresRecorder(LedgerTables, PostgresApplicationRecorder):
     def _quoted_schema(self) -> str:
         return _quote(self.datastore.schema)
 
+    def stream_param(self, stream: Any) -> Any:
+        return stream  # a uuid column
+
     def table(self, name: str) -> str:
         return f"{self._quoted_schema()}.{name}"
 
