@@ -9,7 +9,7 @@ from typing import IO, Any
 
 import click
 
-from cli import actors, checkpoint_cmds, demo, ledger_cmds, witness
+from cli import actors, checkpoint_cmds, db_cmds, demo, ledger_cmds, witness
 from cli.bootstrap import Context
 from domain.errors import DomainError
 
@@ -91,6 +91,7 @@ cli.add_command(checkpoint_cmds.checkpoint)
 cli.add_command(checkpoint_cmds.proof)
 cli.add_command(witness.witness)
 cli.add_command(demo.demo)
+cli.add_command(db_cmds.db)
 
 
 def main() -> None:

@@ -130,3 +130,31 @@ def _quote(identifier: str) -> str:
 
 class LedgerPostgresFactory(PostgresFactory):
     application_recorder_class = LedgerPostgresRecorder
+
+
+def least_privilege_sql(schema: str, app_role: str, reader_role: str | None = None) -> list[str]:
+    """GRANTs for an application role that can append but never rewrite, and a reader role.
+
+    The app role gets UPDATE on the events table only because PostgreSQL requires it for
+    `LOCK TABLE … IN EXCLUSIVE MODE`; the append-only trigger still rejects every UPDATE.
+    Run as the schema's owner after `calm-ledger init`.
+    """
+    s = _quote(schema)
+    app = _quote(app_role)
+    events = f'{s}."calm_ledger_events"'
+    tree = ", ".join(f"{s}.{t}" for t in APPEND_ONLY_TABLES)
+    statements = [
+        f"GRANT USAGE ON SCHEMA {s} TO {app}",
+        f"GRANT SELECT, INSERT ON {events}, {tree} TO {app}",
+        f"GRANT UPDATE ON {events} TO {app}",
+        f"GRANT SELECT, INSERT, UPDATE ON {s}.subject_keys TO {app}",
+        f'GRANT USAGE ON SEQUENCE {s}."calm_ledger_events_notification_id_seq" TO {app}',
+        f"GRANT USAGE ON TYPE {s}.stored_event_uuid TO {app}",
+    ]
+    if reader_role:
+        reader = _quote(reader_role)
+        statements += [
+            f"GRANT USAGE ON SCHEMA {s} TO {reader}",
+            f"GRANT SELECT ON {events}, {tree} TO {reader}",
+        ]
+    return statements
