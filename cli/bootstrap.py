@@ -19,7 +19,7 @@ from ledger.config import LedgerConfig, load_config
 from ledger.errors import KeyLocked, ValidationError
 from ledger.keys import SigningKey, read_keystore
 from ledger.mapper import Signer
-from ledger.service import LedgerService
+from ledger.recording import RecordingService
 from ledger.store import StoreURL, parse_store_url
 
 PASSPHRASE_ENV = "CALM_LEDGER_PASSPHRASE"
@@ -60,8 +60,8 @@ class Context:
             raise KeyLocked(f"no keystore for {name!r} at {path}")
         return read_keystore(path, passphrase(f"Passphrase for {name}"))
 
-    def service(self, actor: str | None = None) -> LedgerService:
-        return LedgerService(self.app, self.signer(actor), self.config.log_public_key)
+    def service(self, actor: str | None = None) -> RecordingService:
+        return RecordingService(self.app, self.signer(actor), self.config.log_public_key)
 
     def log_signer(self) -> Signer:
         return self.signer(LOG_ACTOR)

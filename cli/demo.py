@@ -23,7 +23,7 @@ from ledger.config import load_config
 from ledger.errors import ValidationError
 from ledger.keys import SigningKey, write_keystore
 from ledger.mapper import Signer
-from ledger.service import LedgerService
+from ledger.recording import RecordingService
 from ledger.setup import init_ledger
 from ledger.store import parse_store_url
 from ledger.verify_store import verify_store
@@ -64,7 +64,7 @@ def demo(directory: Path, seed: int) -> None:
     )
     (directory / MARKER).write_text("made by 'calm-ledger demo'; safe to delete\n")
     app = open_app(parse_store_url("sqlite:///ledger.db", base=directory))
-    admin = LedgerService(app, Signer("ada", made.admin_key), made.log_key.public_key)
+    admin = RecordingService(app, Signer("ada", made.admin_key), made.log_key.public_key)
 
     step("enrolling a safeguarding lead, a manager and a recorder")
     keys = {}
@@ -78,7 +78,7 @@ def demo(directory: Path, seed: int) -> None:
         admin.enrol_actor(name, (role,), keys[name].public_key)
 
     step("registering 12 people (names and dates of birth sealed)")
-    lead = LedgerService(app, Signer("lee", keys["lee"]), made.log_key.public_key)
+    lead = RecordingService(app, Signer("lee", keys["lee"]), made.log_key.public_key)
     for i in range(12):
         lead.register_person(
             f"P-{i + 1:03d}",

@@ -9,12 +9,34 @@ personal data, which the ledger seals under the data key of the subject named by
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, ClassVar
-from uuid import UUID
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, CanMutateAggregate
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("a time must carry its UTC offset (e.g. 2026-10-05T14:30:00Z)")
+    return value.astimezone(UTC)
+
+
+Instant = Annotated[datetime, AfterValidator(_utc)]
+"""A point in time, always stored in UTC; naive times are refused."""
+
+
+class Value(BaseModel):
+    """An immutable value object inside an event."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def stream_id(kind: str, key: str) -> UUID:
+    """The stream of the aggregate of `kind` known to people by `key` (a slug or pseudonym)."""
+    return uuid5(NAMESPACE_URL, f"calm-ledger:{kind}:{key}")
+
 
 _REGISTRY: dict[str, type[DomainEvent]] = {}
 _AGGREGATES: dict[str, type[Aggregate]] = {}

@@ -9,6 +9,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain.errors import RuleViolated
 from domain.events import Aggregate
+from domain.vocabulary import AgeBand
 
 _PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,39}$")
 
@@ -31,42 +32,49 @@ class Person(Aggregate):
     def __init__(self) -> None:
         self.pseudonym = ""
         self.service_id = ""
+        self.age_band: AgeBand | None = None
 
     class Registered(Aggregate.Created):
         TYPE: ClassVar[str] = "person.registered"
-        PERSONAL: ClassVar[frozenset[str]] = frozenset({"full_name", "date_of_birth"})
+        PERSONAL: ClassVar[frozenset[str]] = frozenset(
+            {
+                "full_name",
+                "date_of_birth",
+                "nhs_number",
+                "mental_disorder",
+                "protected_characteristics",
+            }
+        )
         SUBJECT_FIELD: ClassVar[str | None] = "pseudonym"
         SERVICE_FIELD: ClassVar[str | None] = "service_id"
 
         pseudonym: str
         service_id: str
-        full_name: str | None = None
+        full_name: str | None = None  # UoF s.6(5)(e)
         date_of_birth: date | None = None
-        learning_disability_or_autism: bool = False
+        nhs_number: str | None = None  # UoF s.6(5)(g): the consistent identifier
+        mental_disorder: str | None = None  # UoF s.6(5)(j), if known
+        protected_characteristics: str | None = None  # UoF s.6(5)(k), if known
+        age_band: AgeBand | None = None  # for age-dependent rules, kept in clear
+        learning_disability_or_autism: bool = False  # UoF s.6(5)(l)
+        special_educational_needs: bool = False
 
         def apply(self, aggregate: Any) -> None:
             aggregate.pseudonym = self.pseudonym
             aggregate.service_id = self.service_id
+            aggregate.age_band = self.age_band
 
     @classmethod
-    def register(
-        cls,
-        pseudonym: str,
-        service_id: str,
-        *,
-        full_name: str | None,
-        date_of_birth: date | None,
-        learning_disability_or_autism: bool,
-    ) -> Person:
+    def register(cls, pseudonym: str, service_id: str, **details: Any) -> Person:
+        """Register a person; `details` are the optional fields of `Registered`."""
         check_pseudonym(pseudonym)
-        if full_name is not None and not full_name.strip():
+        name = details.get("full_name")
+        if name is not None and not name.strip():
             raise RuleViolated("a name, if given, must not be blank")
         return cls._create(
             cls.Registered,
             id=person_stream(pseudonym),
             pseudonym=pseudonym,
             service_id=service_id,
-            full_name=full_name,
-            date_of_birth=date_of_birth,
-            learning_disability_or_autism=learning_disability_or_autism,
+            **details,
         )

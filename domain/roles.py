@@ -31,12 +31,36 @@ _A, _L, _M, _Q, _R, _G = (
     Role.LOG,
 )
 
+_RECORDERS = frozenset({_L, _M, _R})
+_LEADS = frozenset({_A, _L, _M})
+
 PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "actor.enrolled": frozenset({_A, _G}),
     "actor.rekeyed": frozenset({_A}),
     "actor.revoked": frozenset({_A}),
     "subject.erased": frozenset({_A, _L}),
-    "person.registered": frozenset({_A, _L, _M}),
+    "service.registered": frozenset({_A, _L}),
+    "service.occupancy-recorded": _LEADS,
+    "catalogue.published": frozenset({_A, _L}),
+    "catalogue.revised": frozenset({_A, _L}),
+    "person.registered": _LEADS,
+    "staff.registered": _LEADS,
+    "staff.training-recorded": _LEADS,
+    "plan.published": frozenset({_L, _M}),
+    "plan.revised": frozenset({_L, _M}),
+    "plan.reviewed": frozenset({_L, _M}),
+    "authorisation.granted": frozenset({_Q}),  # only an authoriser grants
+    "authorisation.renewed": frozenset({_Q}),
+    "authorisation.revoked": frozenset({_Q, _L}),
+    "incident.recorded": _RECORDERS,
+    "incident.observation-recorded": _RECORDERS,
+    "incident.seclusion-reviewed": _RECORDERS,
+    "incident.notification-sent": _RECORDERS,
+    "incident.notification-withheld": frozenset({_L, _M}),  # a DSL or head decides
+    "incident.debrief-held": _RECORDERS,
+    "incident.debrief-declined": _RECORDERS,
+    "incident.signed-off": frozenset({_M}),  # only a manager signs off
+    "incident.corrected": _RECORDERS,
 }
 
 

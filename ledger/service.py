@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
-from datetime import date
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
 from domain.errors import PermissionDenied
 from domain.events import Aggregate, DomainEvent
-from domain.people import Person, person_stream
 from domain.roles import Role, check_may_sign
 from ledger.actors import LOG_ACTOR, Actor, actor_id
 from ledger.app import LedgerApp, storage_errors
@@ -59,35 +57,6 @@ class LedgerService:
                 return self.app.repository.get(actor_id(name))
         except AggregateNotFoundError:
             raise NotFound(f"no actor named {name!r} is enrolled") from None
-
-    # --- people ----------------------------------------------------------------------------
-
-    def register_person(
-        self,
-        pseudonym: str,
-        service_id: str,
-        *,
-        full_name: str | None = None,
-        date_of_birth: date | None = None,
-        learning_disability_or_autism: bool = False,
-    ) -> UUID:
-        if self._exists(person_stream(pseudonym)):
-            raise ValidationError(f"person {pseudonym!r} is already registered")
-        person = Person.register(
-            pseudonym,
-            service_id,
-            full_name=full_name,
-            date_of_birth=date_of_birth,
-            learning_disability_or_autism=learning_disability_or_autism,
-        )
-        return self._save(person)
-
-    def person(self, pseudonym: str) -> Person:
-        try:
-            with storage_errors(self.app.store_url):
-                return self.app.repository.get(person_stream(pseudonym))
-        except AggregateNotFoundError:
-            raise NotFound(f"no person {pseudonym!r} is registered") from None
 
     # --- erasure ---------------------------------------------------------------------------
 

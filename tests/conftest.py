@@ -20,7 +20,7 @@ from domain.roles import Role
 from ledger.app import LedgerApp, open_app
 from ledger.keys import Argon2Cost, SigningKey, read_keystore, write_keystore
 from ledger.mapper import Signer
-from ledger.service import LedgerService
+from ledger.recording import RecordingService
 from ledger.setup import init_ledger
 from ledger.store import StoreURL, parse_store_url
 
@@ -101,9 +101,9 @@ class Ledger:
 
     def service(
         self, app: LedgerApp, actor: str = "ada", key: SigningKey | None = None
-    ) -> LedgerService:
+    ) -> RecordingService:
         key = key or (self.admin_key if actor == "ada" else self.key(actor))
-        return LedgerService(app, Signer(actor, key), self.log_key.public_key)
+        return RecordingService(app, Signer(actor, key), self.log_key.public_key)
 
     def key(self, actor: str) -> SigningKey:
         return read_keystore(self.directory / "keys" / f"{actor}.key", PASSPHRASE)

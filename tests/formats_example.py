@@ -9,7 +9,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import re
+import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 from uuid import UUID
 
 from domain.people import Person
@@ -77,6 +80,20 @@ class _NoHeads:
         raise AssertionError("the example is a stream's first event")
 
 
+def rewrite(path: Path) -> None:
+    """Replace every example block of the document with freshly built bytes."""
+    blocks = build()
+    text = BLOCK.sub(
+        lambda m: f"<!-- example:{m[1]} -->\n```\n{blocks[m[1]]}\n```", path.read_text()
+    )
+    path.write_text(text)
+
+
+BLOCK = re.compile(r"<!-- example:(\w+) -->\n```\n(.*?)\n```", re.S)
+
 if __name__ == "__main__":
-    for name, value in build().items():
-        print(f"<!-- example:{name} -->\n```\n{value}\n```\n")
+    if sys.argv[1:2] == ["--write"]:
+        rewrite(Path(sys.argv[2]))
+    else:
+        for name, value in build().items():
+            print(f"<!-- example:{name} -->\n```\n{value}\n```\n")

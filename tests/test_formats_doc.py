@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 
-from tests.formats_example import build
+from tests.formats_example import BLOCK, build
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "formats.md"
-BLOCK = re.compile(r"<!-- example:(\w+) -->\n```\n(.*?)\n```", re.S)
 
 
 def test_worked_example_in_the_document_is_regenerated_exactly() -> None:

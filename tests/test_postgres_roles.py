@@ -12,7 +12,7 @@ import pytest
 from domain.people import Person
 from ledger.app import open_app
 from ledger.mapper import Signer
-from ledger.service import LedgerService
+from ledger.recording import RecordingService
 from ledger.store import parse_store_url
 from tests.conftest import PASSPHRASE, PG_URL, Ledger, require_postgres
 from tests.support import run_cli
@@ -45,7 +45,7 @@ def test_app_role_appends_but_cannot_rewrite(ledger: Ledger, app_role: str) -> N
 
     as_app = ledger.db.replace("postgres@", f"{app_role}@", 1)
     app = open_app(parse_store_url(as_app))
-    service = LedgerService(app, Signer("ada", ledger.admin_key), ledger.log_key.public_key)
+    service = RecordingService(app, Signer("ada", ledger.admin_key), ledger.log_key.public_key)
     service.save_batch(
         [
             Person.register(

@@ -8,7 +8,7 @@ from ledger.app import open_app
 from ledger.errors import Conflict
 from ledger.keys import SigningKey, read_keystore
 from ledger.mapper import Signer
-from ledger.service import LedgerService
+from ledger.recording import RecordingService
 from ledger.store import parse_store_url
 
 
@@ -18,7 +18,7 @@ def append_worker(
     """Register `count` people on streams of its own and re-key a shared actor as often;
     returns (re-keys that succeeded, re-keys refused as conflicts)."""
     app = open_app(parse_store_url(db))
-    service = LedgerService(
+    service = RecordingService(
         app, Signer("ada", read_keystore(Path(keystore), passphrase)), log_public_key
     )
     won = lost = 0
