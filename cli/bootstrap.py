@@ -23,6 +23,7 @@ from ledger.recording import RecordingService
 from ledger.store import StoreURL, parse_store_url
 
 PASSPHRASE_ENV = "CALM_LEDGER_PASSPHRASE"
+_NO_SIGNER = Signer("", SigningKey(bytes(32)))  # reads never sign; any write is refused
 NEW_PASSPHRASE_ENV = "CALM_LEDGER_NEW_PASSPHRASE"
 
 
@@ -62,6 +63,10 @@ class Context:
 
     def service(self, actor: str | None = None) -> RecordingService:
         return RecordingService(self.app, self.signer(actor), self.config.log_public_key)
+
+    def service_reader(self) -> RecordingService:
+        """For reads: the service's lookups without unlocking a key."""
+        return RecordingService(self.app, _NO_SIGNER, self.config.log_public_key)
 
     def log_signer(self) -> Signer:
         return self.signer(LOG_ACTOR)

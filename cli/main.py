@@ -9,7 +9,19 @@ from typing import IO, Any
 
 import click
 
-from cli import actors, checkpoint_cmds, db_cmds, demo, ledger_cmds, witness
+from cli import (
+    actors,
+    checkpoint_cmds,
+    db_cmds,
+    demo,
+    import_cmds,
+    incidents,
+    ledger_cmds,
+    organisation,
+    people,
+    plans,
+    witness,
+)
 from cli.bootstrap import Context
 from domain.errors import DomainError
 
@@ -92,6 +104,14 @@ cli.add_command(checkpoint_cmds.proof)
 cli.add_command(witness.witness)
 cli.add_command(demo.demo)
 cli.add_command(db_cmds.db)
+cli.add_command(organisation.services)
+cli.add_command(organisation.techniques)
+cli.add_command(people.people)
+cli.add_command(people.staff)
+cli.add_command(plans.plans)
+cli.add_command(plans.authorisations)
+cli.add_command(incidents.incidents)
+cli.add_command(import_cmds.import_group)
 
 
 def main() -> None:

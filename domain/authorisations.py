@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from domain.errors import RuleViolated
 from domain.events import Aggregate, Instant, Value
 from domain.guards import check_ends_after_start, check_text
-from domain.vocabulary import AuthorisationKind, InterventionType, Position
+from domain.vocabulary import POSITION_OF_TYPE, AuthorisationKind, InterventionType, Position
 
 
 class Scope(Value):
@@ -159,11 +159,13 @@ class Authorisation(Aggregate):
             return Coverage.NOT_YET_VALID
         if start > self.valid_until:
             return Coverage.EXPIRED
+        # the recorded position and the one the type implies (a type-01 restraint is prone)
+        positions = {p for p in (position, POSITION_OF_TYPE.get(kind)) if p is not None}
         in_scope = (
             scope.person_id == person_id
             and (not scope.techniques or technique in scope.techniques)
             and (not scope.types or kind in scope.types)
-            and (position is None or position not in scope.excluded_positions)
+            and positions.isdisjoint(scope.excluded_positions)
             and (scope.max_minutes is None or minutes <= scope.max_minutes)
         )
         return Coverage.VALID if in_scope else Coverage.OUT_OF_SCOPE

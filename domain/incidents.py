@@ -322,6 +322,7 @@ class Incident(Aggregate):
     def withhold_notification(
         self, recipient: Recipient, decided_at: datetime, approver: str, reason: str
     ) -> None:
+        self._check_not_before_start(decided_at, "a decision to withhold a notification")
         check_text(reason, "the reason for withholding the notification")
         check_text(approver, "who approved withholding it")
         self.trigger_event(

@@ -139,7 +139,10 @@ def check_plan_content(content: PlanContent) -> None:
         raise RuleViolated(f"techniques both approved and excluded: {sorted(overlap)}")
     if tertiary.max_minutes is not None and tertiary.max_minutes <= 0:
         raise RuleViolated("a maximum duration must be a positive number of minutes")
-    if not (content.primary and content.secondary and content.recovery):
+    if not (
+        content.primary and content.secondary and tertiary.approved_techniques and content.recovery
+    ):
         raise RuleViolated(
-            "a behaviour support plan needs primary, secondary and recovery strategies"
+            "a behaviour support plan needs primary, secondary, tertiary (at least one approved"
+            " technique) and recovery strategies"
         )

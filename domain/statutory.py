@@ -38,7 +38,7 @@ UOF_S6_5: Mapping[str, tuple[str, ...]] = {
     "o": ("IncidentFacts.de_escalation", "Incident.Recorded.de_escalation_notes"),
     "p": (
         "Incident.NotificationSent.recipient",
-        "BehaviourSupportPlan.PlanContent.notify_after_force",
+        "PlanContent.notify_after_force",
     ),
 }
 

@@ -10,6 +10,8 @@ import tomllib
 from importlib import resources
 from typing import Any, ClassVar
 
+from pydantic import ValidationError
+
 from domain.errors import RuleViolated
 from domain.events import Aggregate, Value, stream_id
 from domain.guards import check_slug, check_text
@@ -97,7 +99,16 @@ def parse_catalogue(text: str) -> tuple[Technique, ...]:
     entries = raw.get("technique")
     if not isinstance(entries, list):
         raise RuleViolated("technique catalogue needs [[technique]] tables")
-    techniques = tuple(Technique.model_validate(entry) for entry in entries)
+    parsed = []
+    for n, entry in enumerate(entries, 1):
+        try:
+            parsed.append(Technique.model_validate(entry))
+        except ValidationError as e:
+            problem = e.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"]) or "entry"
+            message = f"technique catalogue entry {n}: {where}: {problem['msg']}"
+            raise RuleViolated(message) from None
+    techniques = tuple(parsed)
     check_catalogue(techniques)
     return techniques
 

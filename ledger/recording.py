@@ -111,6 +111,12 @@ class NewIncident(Command):
 
 
 class RecordingService(LedgerService):
+    _lookups: dict[UUID, Any] | None = None
+
+    def cache_lookups(self) -> None:
+        """Remember what `_get` loads (for a bulk import that only reads them)."""
+        self._lookups = {}
+
     # --- organisation --------------------------------------------------------------------
 
     def register_service(
@@ -354,11 +360,15 @@ class RecordingService(LedgerService):
         return self._get(StaffMember, staff_stream(staff_id), f"staff member {staff_id!r}")
 
     def _get(self, cls: type[A], stream: UUID, what: str) -> A:
-        try:
-            with storage_errors(self.app.store_url):
-                found: Any = self.app.repository.get(stream)
-        except AggregateNotFoundError:
-            raise NotFound(f"no {what} is recorded") from None
+        found: Any = None if self._lookups is None else self._lookups.get(stream)
+        if found is None:
+            try:
+                with storage_errors(self.app.store_url):
+                    found = self.app.repository.get(stream)
+            except AggregateNotFoundError:
+                raise NotFound(f"no {what} is recorded") from None
+            if self._lookups is not None:
+                self._lookups[stream] = found
         if not isinstance(found, cls):
             raise NotFound(f"no {what} is recorded")
         return found
