@@ -21,6 +21,7 @@ from ledger.keys import SigningKey, read_keystore
 from ledger.mapper import Signer
 from ledger.recording import RecordingService
 from ledger.store import StoreURL, parse_store_url
+from projections.readstore import ReadStore
 
 PASSPHRASE_ENV = "CALM_LEDGER_PASSPHRASE"
 _NO_SIGNER = Signer("", SigningKey(bytes(32)))  # reads never sign; any write is refused
@@ -34,6 +35,7 @@ class Context:
     actor_name: str | None
     debug: bool = False
     _apps: list[LedgerApp] = field(default_factory=list)
+    _read: ReadStore | None = None
 
     @cached_property
     def config(self) -> LedgerConfig:
@@ -64,6 +66,20 @@ class Context:
     def service(self, actor: str | None = None) -> RecordingService:
         return RecordingService(self.app, self.signer(actor), self.config.log_public_key)
 
+    def read_model(self, *, current: bool = True) -> ReadStore:
+        """The read tables, caught up with the log first unless `current` is False."""
+        if self._read is None:
+            self._read = ReadStore(self.store_url)
+            self._read.connect()
+        if current:
+            from projections.runtime import catch_up, status
+
+            lag = status(self.app, self._read).lag
+            if lag > 2000:
+                click.echo(f"catching up the read tables ({lag} events)…", err=True)
+            catch_up(self.app, self._read)
+        return self._read
+
     def service_reader(self) -> RecordingService:
         """For reads: the service's lookups without unlocking a key."""
         return RecordingService(self.app, _NO_SIGNER, self.config.log_public_key)
@@ -72,6 +88,8 @@ class Context:
         return self.signer(LOG_ACTOR)
 
     def close(self) -> None:
+        if self._read is not None:
+            self._read.close()
         for app in self._apps:
             app.close()
 

@@ -16,17 +16,18 @@ from cli.records import (
     flags_or_file,
     json_option,
     now,
+    parse_day,
     parse_time,
     read_record,
 )
 from domain.events import stream_id
-from domain.incidents import Incident
 from domain.statutory import BEFOREHAND, DESCRIPTION, OUTCOME, REQUIRED
 from domain.vocabulary import DebriefType, InterventionType, Position, Reason, Recipient
 from ledger.app import storage_errors
 from ledger.envelope import decode_envelope
 from ledger.errors import ValidationError
 from ledger.recording import NewIncident, parse_command
+from projections.readstore import incident_filter
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -363,40 +364,83 @@ def _shown(event: Any) -> dict[str, Any]:
 @incidents.command("list")
 @click.option("--service")
 @click.option("--person")
+@click.option("--staff", help="Incidents where this staff member held.")
+@click.option("--type", "kind", help="Intervention type code, e.g. 01 for prone.")
+@click.option("--technique")
+@click.option("--from", "start", help="From this date or time (inclusive).")
+@click.option("--to", "end", help="Up to this date or time (exclusive).")
+@click.option("--planned/--emergency", default=None, help="Only planned, or only emergency use.")
+@click.option("--injury", is_flag=True, help="Only incidents with an injury.")
 @format_option
 @pass_context
-def list_incidents(ctx: Context, service: str | None, person: str | None, fmt: str | None) -> None:
-    """List recorded incidents (newest last), optionally for one service or person.
+def list_incidents(
+    ctx: Context,
+    service: str | None,
+    person: str | None,
+    staff: str | None,
+    kind: str | None,
+    technique: str | None,
+    start: str | None,
+    end: str | None,
+    planned: bool | None,
+    injury: bool,
+    fmt: str | None,
+) -> None:
+    """List incidents from the register (caught up first), oldest first.
 
-    Example: calm-ledger incidents list --service ward-3
+    Example: calm-ledger incidents list --type 01 --from 2026-10-01 --to 2026-11-01
     """
+    read = ctx.read_model()
+    where, params = incident_filter(service, person, _bound(start), _bound(end))
     rows = []
-    recorder = ctx.app.recorder
-    start = 1
-    with storage_errors(ctx.store_url):
-        while True:
-            batch = recorder.select_notifications(start, 500, topics=[Incident.Recorded.TYPE])
-            for item in batch:
-                event: Any = ctx.app.mapper.to_domain_event(item)
-                if (service and event.service_id != service) or (
-                    person and event.person_id != person
-                ):
-                    continue
-                facts = event.facts
-                rows.append(
-                    {
-                        "incident": event.incident_ref,
-                        "service": event.service_id,
-                        "person": event.person_id,
-                        "start": facts.occurred_start.isoformat(),
-                        "minutes": round(
-                            (facts.occurred_end - facts.occurred_start).total_seconds() / 60, 1
-                        ),
-                        "types": [i.type.value for i in facts.interventions],
-                        "authorisation": event.coverage.value,
-                    }
-                )
-            if len(batch) < 500:
-                break
-            start = batch[-1].id + 1
-    emit(rows, fmt, ["incident", "service", "person", "start", "minutes", "types", "authorisation"])
+    for i in read.views("incidents", where=where, params=params):
+        if staff and not any(staff in iv.staff for iv in i.interventions):
+            continue
+        if kind and not any(iv.type.value == kind for iv in i.interventions):
+            continue
+        if technique and not any(iv.technique_id == technique for iv in i.interventions):
+            continue
+        if planned is not None and i.planned != planned:
+            continue
+        if injury and not i.injuries:
+            continue
+        rows.append(
+            {
+                "incident": i.ref,
+                "service": i.service_id,
+                "person": i.person_id,
+                "start": i.start.isoformat(),
+                "minutes": round(i.minutes, 1),
+                "types": [iv.type.value for iv in i.interventions],
+                "techniques": [iv.technique_id for iv in i.interventions if iv.technique_id],
+                "planned": i.planned,
+                "injuries": len(i.injuries),
+                "debriefs": len(i.debriefs),
+                "signed_off": i.signed_off_at is not None,
+            }
+        )
+    emit(
+        rows,
+        fmt,
+        [
+            "incident",
+            "service",
+            "person",
+            "start",
+            "minutes",
+            "types",
+            "planned",
+            "injuries",
+            "debriefs",
+            "signed_off",
+        ],
+    )
+
+
+def _bound(text: str | None) -> str | None:
+    """A date or time bound as the ISO text the register is indexed by."""
+    if text is None:
+        return None
+    if len(text) == 10:
+        return parse_day(text).isoformat()
+    return parse_time(text).isoformat()

@@ -20,6 +20,7 @@ from cli import (
     organisation,
     people,
     plans,
+    projection_cmds,
     witness,
 )
 from cli.bootstrap import Context
@@ -112,6 +113,8 @@ cli.add_command(plans.plans)
 cli.add_command(plans.authorisations)
 cli.add_command(incidents.incidents)
 cli.add_command(import_cmds.import_group)
+cli.add_command(projection_cmds.projections)
+cli.add_command(projection_cmds.audit)
 
 
 def main() -> None:

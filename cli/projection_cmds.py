@@ -1,0 +1,218 @@
+"""`calm-ledger projections …` and `calm-ledger audit …`: the read tables and audit trails."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+import click
+
+from cli.bootstrap import Context
+from cli.output import emit, format_option, status
+from ledger.envelope import decode_envelope, signing_input
+from ledger.errors import LedgerError, VerificationError
+from ledger.keys import actor_key_id, verify_signature
+from projections.runtime import follow, rebuild, verify_read_model
+from projections.runtime import status as read_status
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group()
+def projections() -> None:
+    """The read tables: status, catch-up, rebuild, follow, verify."""
+
+
+@projections.command("status")
+@format_option
+@pass_context
+def show_status(ctx: Context, fmt: str | None) -> None:
+    """How far the read tables are behind the log.
+
+    Example: calm-ledger projections status
+    """
+    s = read_status(ctx.app, ctx.read_model(current=False))
+    emit(
+        [{"log_size": s.log_size, "applied": s.position, "lag": s.lag}],
+        fmt,
+        ["log_size", "applied", "lag"],
+    )
+
+
+@projections.command("rebuild")
+@pass_context
+def rebuild_cmd(ctx: Context) -> None:
+    """Drop the read tables and replay the whole log (with a progress bar).
+
+    Example: calm-ledger projections rebuild
+    """
+    read = ctx.read_model(current=False)
+    total = ctx.app.store.head().size
+    with click.progressbar(length=total, label="replaying the log", file=sys.stderr) as bar:
+        done = [0]
+
+        def advance(applied: int) -> None:
+            bar.update(applied - done[0])
+            done[0] = applied
+
+        applied = rebuild(ctx.app, read, progress=advance)
+    status(f"rebuilt the read tables from {applied} events")
+
+
+@projections.command("follow")
+@click.option(
+    "--interval",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Seconds between polls (SQLite) or the longest wait for a NOTIFY (PostgreSQL).",
+)
+@pass_context
+def follow_cmd(ctx: Context, interval: float) -> None:
+    """Keep the read tables current until interrupted (Ctrl-C or SIGTERM).
+
+    Example: calm-ledger projections follow
+    """
+    read = ctx.read_model(current=False)
+    stopping = [False]
+
+    def stop(*_: Any) -> None:
+        stopping[0] = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    status("following the log; Ctrl-C to stop")
+    follow(
+        ctx.app,
+        read,
+        interval=interval,
+        should_stop=lambda: stopping[0],
+        on_batch=lambda n: status(f"applied {n} events"),
+    )
+
+
+@projections.command("verify")
+@pass_context
+def verify_cmd(ctx: Context) -> None:
+    """Recompute the read tables from the log and compare; exit 1 if they differ.
+
+    Example: calm-ledger projections verify || calm-ledger projections rebuild
+    """
+    read = ctx.read_model()
+    problems = verify_read_model(ctx.app, read)
+    for problem in problems[:50]:
+        status(f"FAIL {problem}")
+    if problems:
+        raise VerificationError(
+            f"{len(problems)} read-table entries differ from the log; run"
+            " 'calm-ledger projections rebuild'",
+            step="projections",
+        )
+    click.echo("read tables agree with the log")
+
+
+@click.group()
+def audit() -> None:
+    """Audit trails: every event about an incident, a person, or by an actor."""
+
+
+def _audit(ctx: Context, column: str, value: str, fmt: str | None) -> None:
+    read = ctx.read_model()
+    rows = read.audit(column, value)
+    if not rows:
+        raise LedgerError(f"no events for {value!r}")
+    keys = _actor_keys(ctx)
+    out = []
+    for row in rows:
+        out.append(
+            {
+                "leaf": row.leaf,
+                "recorded_at": row.recorded_at,
+                "type": row.type,
+                "signed_by": row.actor,
+                "role": ",".join(keys.get(row.actor, ({}, ()))[1]),
+                "key_id": row.key_id,
+                "stream": row.stream,
+                "version": row.version,
+                "signature": _signature_status(ctx, row.leaf, keys),
+            }
+        )
+    emit(out, fmt, ["leaf", "recorded_at", "type", "signed_by", "role", "key_id", "signature"])
+
+
+def _actor_keys(ctx: Context) -> dict[str, tuple[dict[str, bytes], tuple[str, ...]]]:
+    """Every key each actor has held (by key id), and its current roles."""
+    import base64
+
+    from ledger.actors import LOG_ACTOR
+
+    found: dict[str, tuple[dict[str, bytes], tuple[str, ...]]] = {
+        LOG_ACTOR: ({actor_key_id(ctx.config.log_public_key): ctx.config.log_public_key}, ("log",))
+    }
+    names: dict[str, str] = {}
+    for row in ctx.app.store.iter_leaves():
+        if row.event is None or not row.event.topic.startswith("actor."):
+            continue
+        envelope = decode_envelope(row.event.state)
+        data, header = envelope.data(), envelope.header()
+        if header.type == "actor.enrolled":
+            names[header.stream] = data["name"]
+            found[data["name"]] = ({}, tuple(data["roles"]))
+        name = names.get(header.stream)
+        if name and "public_key" in data:
+            key = base64.b64decode(data["public_key"])
+            found[name][0][actor_key_id(key)] = key
+    return found
+
+
+def _signature_status(ctx: Context, leaf: int, keys: dict[str, Any]) -> str:
+    (row,) = list(ctx.app.store.iter_leaves(start=leaf, stop=leaf + 1))
+    if row.event is None:
+        return "missing"
+    envelope = decode_envelope(row.event.state)
+    header = envelope.header()
+    key = keys.get(header.actor, ({}, ()))[0].get(header.key_id)
+    if key is None:
+        return "unknown key"
+    try:
+        verify_signature(key, signing_input(header.raw), envelope.signature)
+    except LedgerError:
+        return "INVALID"
+    return "valid"
+
+
+@audit.command("incident")
+@click.argument("ref")
+@format_option
+@pass_context
+def audit_incident(ctx: Context, ref: str, fmt: str | None) -> None:
+    """Every event of an incident, with signer, role, key and whether the signature verifies.
+
+    Example: calm-ledger audit incident INC-1A2B3C4D5E6F
+    """
+    _audit(ctx, "incident_ref", ref, fmt)
+
+
+@audit.command("person")
+@click.argument("person_id")
+@format_option
+@pass_context
+def audit_person(ctx: Context, person_id: str, fmt: str | None) -> None:
+    """Every event about a person (registration, plans, incidents).
+
+    Example: calm-ledger audit person P-7F3A
+    """
+    _audit(ctx, "person_id", person_id, fmt)
+
+
+@audit.command("actor")
+@click.argument("name")
+@format_option
+@pass_context
+def audit_actor(ctx: Context, name: str, fmt: str | None) -> None:
+    """Every event an actor signed.
+
+    Example: calm-ledger audit actor sam
+    """
+    _audit(ctx, "actor", name, fmt)
