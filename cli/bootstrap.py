@@ -1,6 +1,8 @@
 """Composition root: turns options and environment into config, store, signer and service.
 
-Nothing connects or reads keys until a command asks, so `--help` needs no database.
+Nothing connects or reads keys until a command asks, so `--help` needs no database; and the
+store, the application and the read tables are imported only when first used, so commands
+that need no database (a regulator's `verify-bundle`) never load a database driver.
 """
 
 from __future__ import annotations
@@ -10,21 +12,22 @@ import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ledger.actors import LOG_ACTOR
-from ledger.app import LedgerApp, open_app
 from ledger.config import LedgerConfig, load_config
 from ledger.errors import KeyLocked, ValidationError
 from ledger.keys import SigningKey, read_keystore
-from ledger.mapper import Signer
-from ledger.recording import RecordingService
-from ledger.store import StoreURL, parse_store_url
-from projections.readstore import ReadStore
+
+if TYPE_CHECKING:
+    from ledger.app import LedgerApp
+    from ledger.mapper import Signer
+    from ledger.recording import RecordingService
+    from ledger.store import StoreURL
+    from projections.readstore import ReadStore
 
 PASSPHRASE_ENV = "CALM_LEDGER_PASSPHRASE"
-_NO_SIGNER = Signer("", SigningKey(bytes(32)))  # reads never sign; any write is refused
 NEW_PASSPHRASE_ENV = "CALM_LEDGER_NEW_PASSPHRASE"
 
 
@@ -43,15 +46,21 @@ class Context:
 
     @cached_property
     def store_url(self) -> StoreURL:
+        from ledger.store import parse_store_url
+
         return parse_store_url(self.db_override or self.config.db, base=self.directory)
 
     @cached_property
     def app(self) -> LedgerApp:
+        from ledger.app import open_app
+
         app = open_app(self.store_url)
         self._apps.append(app)
         return app
 
     def signer(self, actor: str | None = None) -> Signer:
+        from ledger.mapper import Signer
+
         name = actor or self.actor_name
         if not name:
             raise ValidationError("say who is signing: --as NAME (or set CALM_LEDGER_ACTOR)")
@@ -64,11 +73,15 @@ class Context:
         return read_keystore(path, passphrase(f"Passphrase for {name}"))
 
     def service(self, actor: str | None = None) -> RecordingService:
+        from ledger.recording import RecordingService
+
         return RecordingService(self.app, self.signer(actor), self.config.log_public_key)
 
     def read_model(self, *, current: bool = True) -> ReadStore:
         """The read tables, caught up with the log first unless `current` is False."""
         if self._read is None:
+            from projections.readstore import ReadStore
+
             self._read = ReadStore(self.store_url)
             self._read.connect()
         if current:
@@ -81,11 +94,13 @@ class Context:
         return self._read
 
     def service_reader(self) -> RecordingService:
-        """For reads: the service's lookups without unlocking a key."""
-        return RecordingService(self.app, _NO_SIGNER, self.config.log_public_key)
+        """For reads: the service's lookups without unlocking a key. Its signer is no enrolled
+        actor, so any write through it is refused."""
+        from ledger.mapper import Signer
+        from ledger.recording import RecordingService
 
-    def log_signer(self) -> Signer:
-        return self.signer(LOG_ACTOR)
+        nobody = Signer("", SigningKey(bytes(32)))
+        return RecordingService(self.app, nobody, self.config.log_public_key)
 
     def close(self) -> None:
         if self._read is not None:

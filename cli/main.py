@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import traceback
 from pathlib import Path
@@ -9,21 +10,6 @@ from typing import IO, Any
 
 import click
 
-from cli import (
-    actors,
-    checkpoint_cmds,
-    db_cmds,
-    demo,
-    import_cmds,
-    incidents,
-    ledger_cmds,
-    organisation,
-    people,
-    plans,
-    projection_cmds,
-    witness,
-)
-from cli.bootstrap import Context
 from domain.errors import DomainError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -40,8 +26,49 @@ class LedgerFailure(click.ClickException):
         click.echo(f"calm-ledger: {self.message}", err=True)
 
 
+COMMANDS = {
+    "init": "cli.ledger_cmds:init",
+    "log": "cli.ledger_cmds:log",
+    "verify": "cli.ledger_cmds:verify",
+    "erase": "cli.ledger_cmds:erase",
+    "actors": "cli.actors:actors",
+    "services": "cli.organisation:services",
+    "techniques": "cli.organisation:techniques",
+    "people": "cli.people:people",
+    "staff": "cli.people:staff",
+    "plans": "cli.plans:plans",
+    "authorisations": "cli.plans:authorisations",
+    "incidents": "cli.incidents:incidents",
+    "import": "cli.import_cmds:import_group",
+    "projections": "cli.projection_cmds:projections",
+    "audit": "cli.projection_cmds:audit",
+    "checkpoint": "cli.checkpoint_cmds:checkpoint",
+    "proof": "cli.checkpoint_cmds:proof",
+    "witness": "cli.witness:witness",
+    "db": "cli.db_cmds:db",
+    "demo": "cli.demo:demo",
+}
+
+
 class LedgerGroup(click.Group):
-    """Maps the error tree to messages and exit codes, once, for every command."""
+    """Maps the error tree to messages and exit codes, once, for every command.
+
+    Commands are imported when used, so each command loads only what it needs (start-up
+    time; and `verify-bundle` never imports a database driver).
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        if not isinstance(command, click.Command):
+            raise AssertionError(f"{target} is not a click command")
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
@@ -90,31 +117,11 @@ def cli(
 
     Every fact is a signed, hash-chained event in a Merkle log; `verify` re-checks it all.
     """
+    from cli.bootstrap import Context
+
     state = Context(directory=directory, db_override=db, actor_name=actor, debug=debug)
     ctx.obj = state
     ctx.call_on_close(state.close)
-
-
-cli.add_command(ledger_cmds.init)
-cli.add_command(ledger_cmds.log)
-cli.add_command(ledger_cmds.verify)
-cli.add_command(ledger_cmds.erase)
-cli.add_command(actors.actors)
-cli.add_command(checkpoint_cmds.checkpoint)
-cli.add_command(checkpoint_cmds.proof)
-cli.add_command(witness.witness)
-cli.add_command(demo.demo)
-cli.add_command(db_cmds.db)
-cli.add_command(organisation.services)
-cli.add_command(organisation.techniques)
-cli.add_command(people.people)
-cli.add_command(people.staff)
-cli.add_command(plans.plans)
-cli.add_command(plans.authorisations)
-cli.add_command(incidents.incidents)
-cli.add_command(import_cmds.import_group)
-cli.add_command(projection_cmds.projections)
-cli.add_command(projection_cmds.audit)
 
 
 def main() -> None:
