@@ -129,6 +129,14 @@ class ReadStore:
             with self.transaction() as c:
                 for statement in _SCHEMA:
                     c.execute(statement.format(p=self.prefix))
+                # The position row always exists, so a catch-up can lock it.
+                c.execute(
+                    self.sql(
+                        "INSERT INTO {p}rm_position (name, leaf) VALUES (?, 0)"
+                        " ON CONFLICT (name) DO NOTHING"
+                    ),
+                    (POSITION,),
+                )
         return self._conn
 
     def _open(self) -> Any:
@@ -205,8 +213,11 @@ class ReadStore:
 
     def commit(self, state: State, audit: Sequence[AuditRow], start: int, stop: int) -> None:
         """Write what changed, the audit rows and the new position, if still at `start`."""
+        lock = "" if self.url.backend == "sqlite" else " FOR UPDATE"  # SQLite: BEGIN IMMEDIATE
         with self.transaction() as c:
-            c.execute(self.sql("SELECT leaf FROM {p}rm_position WHERE name = ?"), (POSITION,))
+            c.execute(
+                self.sql("SELECT leaf FROM {p}rm_position WHERE name = ?" + lock), (POSITION,)
+            )
             row = c.fetchone()
             current = int(row[0]) if row else 0
             if current != start:
@@ -237,8 +248,9 @@ class ReadStore:
         """Empty the read tables (before a rebuild)."""
         self.connect()
         with self.transaction() as c:
-            for table in ("rm_views", "rm_audit", "rm_position"):
+            for table in ("rm_views", "rm_audit"):
                 c.execute(self.sql(f"DELETE FROM {{p}}{table}"))
+            c.execute(self.sql("UPDATE {p}rm_position SET leaf = 0 WHERE name = ?"), (POSITION,))
 
     # --- queries ---------------------------------------------------------------------------------
 
