@@ -47,6 +47,9 @@ COMMANDS = {
     "witness": "cli.witness:witness",
     "db": "cli.db_cmds:db",
     "demo": "cli.demo:demo",
+    "export": "cli.bundle_cmds:export",
+    "verify-bundle": "cli.bundle_cmds:verify_bundle_cmd",
+    "bundle": "cli.bundle_cmds:bundle",
 }
 
 

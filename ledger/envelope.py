@@ -161,7 +161,7 @@ def parse_header(raw: bytes) -> Header:
     h = _json_object(raw, "header")
     if set(h) != HEADER_FIELDS:
         raise MalformedEnvelope(f"header fields differ from the format: {sorted(h)}")
-    if h["v"] != FORMAT_VERSION:
+    if type(h["v"]) is not int or h["v"] != FORMAT_VERSION:  # `true == 1` in Python
         raise MalformedEnvelope(f"unsupported envelope format version {h['v']!r}")
     scope = h["scope"]
     if not isinstance(scope, dict) or set(scope) != {"service", "subject"}:
@@ -294,6 +294,19 @@ def open_disclosure(
     encrypted: str, data_key: bytes, *, stream: str, version: int, name: str, digest: str
 ) -> object:
     """Decrypt one disclosure and check it against the sealed digest; return the value."""
+    plain = decrypt_disclosure(
+        encrypted, data_key, stream=stream, version=version, name=name, digest=digest
+    )
+    parsed = orjson.loads(plain)
+    if not (isinstance(parsed, list) and len(parsed) == 3 and parsed[1] == name):
+        raise VerificationError(f"disclosure of {name!r} is malformed", step="disclosures")
+    return parsed[2]
+
+
+def decrypt_disclosure(
+    encrypted: str, data_key: bytes, *, stream: str, version: int, name: str, digest: str
+) -> bytes:
+    """The plaintext disclosure, after checking it hashes to the sealed digest."""
     try:
         blob = base64.b64decode(encrypted, validate=True)
         plain = AESGCM(data_key).decrypt(
@@ -307,10 +320,7 @@ def open_disclosure(
         raise VerificationError(
             f"disclosure of {name!r} does not match its sealed digest", step="disclosures"
         )
-    parsed = orjson.loads(plain)
-    if not (isinstance(parsed, list) and len(parsed) == 3 and parsed[1] == name):
-        raise VerificationError(f"disclosure of {name!r} is malformed", step="disclosures")
-    return parsed[2]
+    return plain
 
 
 def _b64url(raw: bytes) -> str:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import importlib
 import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -28,6 +30,7 @@ from ledger.canonical import canonical_bytes, format_datetime
 from ledger.envelope import (
     SEALED_KEY,
     Envelope,
+    Header,
     RandomBytes,
     build_header,
     decode_envelope,
@@ -167,17 +170,8 @@ class EnvelopeMapper(Mapper[UUID]):
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         envelope = decode_envelope(stored_event.state)
         header = envelope.header()
-        cls = event_class(header.type)
-        fields = self.open_data(envelope)
-        fields.update(
-            originator_id=stored_event.originator_id,
-            originator_version=stored_event.originator_version,
-            timestamp=header.recorded_at,
-        )
-        if issubclass(cls, CanInitAggregate):
-            fields["originator_topic"] = get_topic(aggregate_class(header.type))
         self._remember(UUID(str(stored_event.originator_id)), header.version, header.digest)
-        return cls.model_validate(fields)
+        return build_event(header, self.open_data(envelope))
 
     def open_data(self, envelope: Envelope) -> dict[str, Any]:
         """The event's fields with every sealed field disclosed, or None where erased."""
@@ -201,6 +195,51 @@ class EnvelopeMapper(Mapper[UUID]):
                 digest=digest,
             )
         return data
+
+
+EVENT_MODULES = (
+    "domain.people",
+    "domain.services",
+    "domain.staff",
+    "domain.techniques",
+    "domain.plans",
+    "domain.authorisations",
+    "domain.incidents",
+    "ledger.actors",
+    "ledger.erasure",
+)
+
+
+@cache
+def _load_event_types() -> None:
+    """Import every module that declares events, so every stable type name resolves."""
+    for module in EVENT_MODULES:
+        importlib.import_module(module)
+
+
+def build_event(header: Header, fields: dict[str, Any]) -> DomainEvent:
+    """The domain event an envelope records, from its header and its (opened) data fields;
+    sealed fields not disclosed are None. Validated by pydantic, never constructed raw."""
+    _load_event_types()
+    try:
+        cls = event_class(header.type)
+    except KeyError:
+        raise ValidationError(f"unknown event type {header.type!r}") from None
+    fields = {k: v for k, v in fields.items() if k != SEALED_KEY}
+    fields.update(
+        originator_id=header.stream,
+        originator_version=header.version,
+        timestamp=header.recorded_at,
+    )
+    if issubclass(cls, CanInitAggregate):
+        fields["originator_topic"] = get_topic(aggregate_class(header.type))
+    return cls.model_validate(fields)
+
+
+def sealed_as_none(data: dict[str, Any]) -> dict[str, Any]:
+    """Data fields with every sealed field read as None (what a reader without keys sees)."""
+    sealed = data.get(SEALED_KEY, {})
+    return {**{k: v for k, v in data.items() if k != SEALED_KEY}, **dict.fromkeys(sealed)}
 
 
 def _fields(event: DomainEvent) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from domain.roles import Role, may_sign
 from ledger import merkle, note
-from ledger.actors import LOG_ACTOR
+from ledger.actors import LOG_ACTOR, actor_id
 from ledger.envelope import (
     SEALED_KEY,
     Envelope,
@@ -64,9 +64,14 @@ class Failure:
 class Report:
     """Counts of what passed and every failure, per numbered check."""
 
-    passed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHECKS, 0))
+    checks: tuple[str, ...] = CHECKS
+    passed: dict[str, int] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for check in self.checks:
+            self.passed.setdefault(check, 0)
 
     def ok(self, check: str, n: int = 1) -> None:
         self.passed[check] += n
@@ -82,12 +87,13 @@ class Report:
         return sum(1 for f in self.failures if f.check == check)
 
     def lines(self) -> Iterator[str]:
-        for number, check in enumerate(CHECKS, 1):
+        width = max(len(c) for c in self.checks)
+        for number, check in enumerate(self.checks, 1):
             bad = self.failed(check)
             status = "FAIL" if bad else "OK  "
             detail = f"{self.passed[check]} ok" + (f", {bad} failed" if bad else "")
             extra = f" ({self.notes[check]})" if check in self.notes else ""
-            yield f"{number:>2}. {status} {check:<16} {detail}{extra}"
+            yield f"{number:>2}. {status} {check:<{width}} {detail}{extra}"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -101,7 +107,7 @@ class Report:
                     "failed": self.failed(c),
                     **({"note": self.notes[c]} if c in self.notes else {}),
                 }
-                for n, c in enumerate(CHECKS, 1)
+                for n, c in enumerate(self.checks, 1)
             ],
             "failures": [f.__dict__ for f in self.failures],
         }
@@ -166,7 +172,7 @@ class EventChecker:
         self._check_chain(where, header)
         data_ok = self._check_data(where, header, envelope)
         if permitted and data_ok:
-            self._apply_actor_event(header, envelope)
+            self._apply_actor_event(where, header, envelope)
         return header
 
     def _check_signature(self, where: str, header: Header, envelope: Envelope) -> bool:
@@ -232,6 +238,9 @@ class EventChecker:
         except LedgerError as e:
             self.report.fail("disclosures", where, e.diagnostics())
             return
+        if not isinstance(sealed, dict) or not all(isinstance(d, str) for d in sealed.values()):
+            self.report.fail("disclosures", where, f"{SEALED_KEY} is not an object of digests")
+            return
         if set(encrypted) - set(sealed):
             self.report.fail("disclosures", where, "a disclosure has no sealed digest")
         if not sealed:
@@ -257,26 +266,52 @@ class EventChecker:
             except VerificationError as e:
                 self.report.fail("disclosures", where, str(e))
 
-    def _apply_actor_event(self, header: Header, envelope: Envelope) -> None:
-        """Enrolments, re-keys and revocations take effect from their own leaf onward."""
+    def _apply_actor_event(self, where: str, header: Header, envelope: Envelope) -> None:
+        """Enrolments, re-keys and revocations take effect from their own leaf onward.
+
+        One whose data is malformed, or that enrols a name already enrolled or outside the
+        name's own stream (which would replace a key or undo a revocation), has no effect.
+        """
         if not header.type.startswith("actor."):
             return
-        data = envelope.data()
+        try:
+            data = envelope.data()
+            if header.type == "actor.enrolled":
+                name, roles = data["name"], frozenset(Role(r) for r in data["roles"])
+                public_key = _public_key(data)
+            elif header.type == "actor.rekeyed":
+                public_key = _public_key(data)
+        except (LedgerError, LookupError, TypeError, ValueError):
+            self.report.fail("envelopes parse", where, f"malformed {header.type!r} data")
+            return
         if header.type == "actor.enrolled":
-            public_key = base64.b64decode(data["public_key"])
-            roles = frozenset(Role(r) for r in data["roles"])
-            self.actors[data["name"]] = _ActorState(roles, public_key, actor_key_id(public_key))
-            self._actor_streams[header.stream] = data["name"]
+            if not isinstance(name, str) or header.stream != str(actor_id(name)):
+                self.report.fail("signers", where, "an enrolment outside the actor's own stream")
+            elif name in self.actors:
+                self.report.fail("signers", where, f"{name!r} is already enrolled")
+            else:
+                self.actors[name] = _ActorState(roles, public_key, actor_key_id(public_key))
+                self._actor_streams[header.stream] = name
             return
         name = self._actor_streams.get(header.stream)
         if name is None:
             return
         if header.type == "actor.rekeyed":
-            public_key = base64.b64decode(data["public_key"])
             self.actors[name].public_key = public_key
             self.actors[name].key_id = actor_key_id(public_key)
         elif header.type == "actor.revoked":
             self.actors[name].revoked = True
+
+
+def _public_key(data: dict[str, Any]) -> bytes:
+    """The base64 Ed25519 public key of an actor event's data; ValueError if it is not one."""
+    encoded = data["public_key"]
+    if not isinstance(encoded, str):
+        raise TypeError("public_key is not a string")
+    key = base64.b64decode(encoded, validate=True)
+    if len(key) != 32:
+        raise ValueError("public_key is not 32 bytes")
+    return key
 
 
 def check_tree(
@@ -291,6 +326,11 @@ def check_tree(
     node_iter = iter(stored_nodes)
     head_iter = iter(sorted(heads))
     next_head = next(head_iter, None)
+    while next_head is not None and next_head[0] < 1:  # only an empty border fits size 0
+        if next_head != (0, ()):
+            report.fail("tree", f"log head at size {next_head[0]}", "stored border differs")
+        next_head = next(head_iter, None)
+    latest_head = 0
     border: list[merkle.Hash] = []
     roots = [bytes(merkle.EMPTY_ROOT)]
     bad_nodes = 0
@@ -306,8 +346,10 @@ def check_tree(
                         "tree", f"node ({level}, {idx})", "stored hash differs or is missing"
                     )
         while next_head is not None and next_head[0] <= i + 1:
-            if next_head[0] == i + 1 and tuple(bytes(b) for b in border) != next_head[1]:
-                report.fail("tree", f"log head at size {i + 1}", "stored border differs")
+            if next_head[0] == i + 1:
+                latest_head = i + 1
+                if tuple(bytes(b) for b in border) != next_head[1]:
+                    report.fail("tree", f"log head at size {i + 1}", "stored border differs")
             next_head = next(head_iter, None)
         roots.append(bytes(merkle.root_from_border(i + 1, border)))
     extra = sum(1 for _ in node_iter)
@@ -315,6 +357,8 @@ def check_tree(
         report.fail("tree", "merkle_nodes", f"{extra} stored node(s) beyond the leaves")
     if next_head is not None:
         report.fail("tree", f"log head at size {next_head[0]}", "head beyond the last leaf")
+    if size and latest_head != size:  # every append stores the head it ends at
+        report.fail("tree", f"log head at size {size}", "missing: the latest head is not stored")
     if bad_nodes > 5:
         report.fail("tree", "merkle_nodes", f"{bad_nodes} stored nodes differ in all")
     if report.failed("tree") == 0:

@@ -1,0 +1,92 @@
+"""What a regulator computes from a bundle alone: its events, their state, its metrics.
+
+The exporter and the verifier call the same functions, so a bundle's stated metrics can be
+recomputed exactly from the bundle's own entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+import orjson
+
+from domain.events import DomainEvent
+from ledger.bundle import Entry
+from ledger.envelope import Header, parse_header
+from ledger.errors import LedgerError
+from ledger.mapper import build_event, sealed_as_none
+from projections.disclosure import MHSDS, DisclosureProfile, protect_rows
+from projections.fold import apply
+from projections.metrics import compute_metrics, incident_date
+from projections.model import State
+
+METRICS_FORMAT = "calm-ledger-bundle-metrics/v1"
+
+
+def entry_event(header: Header, data: bytes) -> DomainEvent:
+    """The event an entry records, as a reader without data keys sees it."""
+    fields: dict[str, Any] = orjson.loads(data)
+    return build_event(header, sealed_as_none(fields))
+
+
+class BundleState:
+    """Folds entries (with data) into a State as they stream past."""
+
+    def __init__(self) -> None:
+        self.state = State()
+        self.problems: list[str] = []
+
+    def add(self, header: Header, data: bytes | None) -> None:
+        if data is None:
+            self.state.size += 1
+            return
+        try:
+            apply(self.state, entry_event(header, data), header.actor)
+        except (LedgerError, ValueError) as e:
+            self.problems.append(f"stream {header.stream} v{header.version}: {e}")
+
+    def add_entry(self, entry: Entry) -> None:
+        self.add(parse_header(entry.header), entry.data)
+
+    def add_all(self, events: Iterable[tuple[Header, bytes | None]]) -> State:
+        for header, data in events:
+            self.add(header, data)
+        return self.state
+
+
+def bundle_metrics(state: State, profile: DisclosureProfile = MHSDS) -> dict[str, Any] | None:
+    """Monthly metrics per service and overall, over the months the bundle's incidents span,
+    with statistical disclosure control applied. None when the bundle has no incidents."""
+    incidents = state.incidents_of()
+    if not incidents:
+        return None
+    days = [incident_date(i) for i in incidents]
+    start, end = _month_start(min(days)), _month_end(max(days))
+    services: dict[str, Any] = {}
+    for service_id in [None, *sorted({i.service_id for i in incidents})]:
+        rows = compute_metrics(state, service_id=service_id, start=start, end=end, by="month")
+        services[service_id or "all"] = protect_rows(rows, profile)
+    return {
+        "format": METRICS_FORMAT,
+        "by": "month",
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "disclosure_control": {
+            "suppress_below": profile.suppress_below,
+            "round_to": profile.round_to,
+            "min_denominator": profile.min_denominator,
+            "suppress_zero": profile.suppress_zero,
+        },
+        "services": services,
+    }
+
+
+def _month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _month_end(day: date) -> date:
+    following = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return date.fromordinal(following.toordinal() - 1)
