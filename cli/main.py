@@ -50,6 +50,9 @@ COMMANDS = {
     "export": "cli.bundle_cmds:export",
     "verify-bundle": "cli.bundle_cmds:verify_bundle_cmd",
     "bundle": "cli.bundle_cmds:bundle",
+    "metrics": "cli.query_cmds:metrics",
+    "spc": "cli.query_cmds:spc",
+    "compliance": "cli.query_cmds:compliance",
 }
 
 
