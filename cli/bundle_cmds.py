@@ -69,6 +69,7 @@ def export(
         previous_checkpoint=previous.read_text(encoding="utf-8") if previous else None,
         to_size=to_size,
         created_at=format_datetime(datetime.now(UTC)),
+        sign=ctx.unlock("log").sign,
     )
     folded = BundleState()
     config = ctx.config
@@ -123,6 +124,9 @@ def _check_metrics(file: Path, result: BundleVerification) -> None:
     reader = BundleReader(file)
     try:
         stated = reader.metrics()
+    except VerificationError as e:
+        report.fail("metrics", "metrics.json", str(e))
+        return
     finally:
         reader.close()
     state = BundleState()

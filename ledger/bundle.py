@@ -34,11 +34,13 @@ from ledger import merkle, note
 from ledger.canonical import canonical_bytes, parse_canonical
 from ledger.envelope import SEALED_KEY, Envelope, Header, disclosure_digest, parse_header
 from ledger.errors import LedgerError, ValidationError, VerificationError
+from ledger.keys import verify_signature
 from ledger.verify import EventChecker, Report
 
 FORMAT = "calm-ledger-bundle/v1"
 MEMBERS = (
     "manifest.json",
+    "manifest.sig",
     "checkpoint.txt",
     "left-border.txt",
     "consistency.txt",
@@ -46,11 +48,12 @@ MEMBERS = (
     "context.jsonl",
     "metrics.json",
 )
+MANIFEST_SIGNATURE_CONTEXT = b"calm-ledger/bundle-manifest/v1\n"
 MAX_LINE = 16 * 1024 * 1024
 MAX_MEMBER = 64 * 1024 * 1024  # every member but entries.jsonl
 BUNDLE_CHECKS = (
     "parse",
-    "checkpoint signature",
+    "log signatures",
     "witnesses",
     "consistency",
     "inclusion",
@@ -83,7 +86,7 @@ class Manifest:
     created_at: str
     previous_size: int | None
     counts: dict[str, int]
-    metrics: bool
+    metrics_sha256: str | None  # SHA-256 of metrics.json, if the bundle states metrics
 
     def encode(self) -> bytes:
         return canonical_bytes(
@@ -97,7 +100,7 @@ class Manifest:
                 "created_at": self.created_at,
                 "previous_size": self.previous_size,
                 "counts": dict(sorted(self.counts.items())),
-                "metrics": self.metrics,
+                "metrics_sha256": self.metrics_sha256,
             }
         )
 
@@ -200,10 +203,12 @@ class BundleReader:
         names = set(self.zip.namelist())
         if len(names) != len(self.zip.namelist()) or not names <= set(MEMBERS):
             raise Malformed(f"unexpected members in the bundle: {sorted(names - set(MEMBERS))}")
-        missing = {"manifest.json", "checkpoint.txt", "entries.jsonl"} - names
+        missing = {"manifest.json", "manifest.sig", "checkpoint.txt", "entries.jsonl"} - names
         if missing:
             raise Malformed(f"the bundle lacks {sorted(missing)}")
-        self.manifest = _manifest(self._small("manifest.json"))
+        self.manifest_bytes = self._small("manifest.json")
+        self.manifest = _manifest(self.manifest_bytes)
+        self.manifest_signature = self._small("manifest.sig")
         self.checkpoint = self._text("checkpoint.txt")
 
     def _small(self, name: str) -> bytes:
@@ -247,7 +252,16 @@ class BundleReader:
 
     def metrics(self) -> Any:
         text = self.optional_text("metrics.json")
-        return None if text is None else _json(text.encode(), "metrics.json")
+        if text is None:
+            return None
+        if hashlib.sha256(text.encode()).hexdigest() != self.manifest.metrics_sha256:
+            raise VerificationError(
+                "metrics.json is not the one the manifest names", step="metrics"
+            )
+        try:
+            return json.loads(text)  # decimals: not canonical JSON; compared as values
+        except (ValueError, RecursionError):
+            raise Malformed("metrics.json is not JSON") from None
 
     def close(self) -> None:
         self.zip.close()
@@ -265,7 +279,7 @@ def _manifest(raw: bytes) -> Manifest:
         "created_at",
         "previous_size",
         "counts",
-        "metrics",
+        "metrics_sha256",
     }
     if not isinstance(m, dict) or set(m) != expected or m.get("format") != FORMAT:
         raise Malformed(f"manifest.json is not a {FORMAT} manifest")
@@ -280,7 +294,7 @@ def _manifest(raw: bytes) -> Manifest:
             created_at=_str(m["created_at"]),
             previous_size=None if m["previous_size"] is None else _int(m["previous_size"]),
             counts={_str(k): _int(v) for k, v in m["counts"].items()},
-            metrics=bool(m["metrics"]) if isinstance(m["metrics"], bool) else _bad(),
+            metrics_sha256=None if m["metrics_sha256"] is None else _str(m["metrics_sha256"]),
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         raise Malformed("manifest.json has a missing or mistyped field") from None
@@ -323,7 +337,7 @@ def _entry(line: bytes, where: str) -> Entry:
 
 def _json(raw: bytes, where: str) -> Any:
     try:
-        return parse_canonical(raw) if raw.startswith(b"{") else json.loads(raw)
+        return parse_canonical(raw)
     except (LedgerError, ValueError) as e:
         message = e.diagnostics() if isinstance(e, LedgerError) else str(e)
         raise Malformed(f"{where}: {message}") from None
@@ -339,10 +353,6 @@ def _int(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise TypeError("expected a non-negative integer")
     return value
-
-
-def _bad() -> bool:
-    raise TypeError("expected a boolean")
 
 
 def _b64(raw: bytes) -> str:
@@ -486,15 +496,24 @@ def _verify(
     try:
         cp, opened = note.open_checkpoint(reader.checkpoint, [trusted, *witnesses])
     except LedgerError as e:
-        r.fail("checkpoint signature", "checkpoint.txt", e.diagnostics())
+        r.fail("log signatures", "checkpoint.txt", e.diagnostics())
         return
     result.checkpoint = cp
     if cp.origin != m.origin or trusted.name != m.origin:
-        r.fail("checkpoint signature", "checkpoint.txt", "origin differs from the trusted key's")
+        r.fail("log signatures", "checkpoint.txt", "origin differs from the trusted key's")
     elif cp.size != m.size:
         r.fail("completeness", "manifest.json", f"range ends at {m.size}, checkpoint at {cp.size}")
     else:
-        r.ok("checkpoint signature")
+        r.ok("log signatures")
+    try:
+        verify_signature(
+            trusted.public_key,
+            MANIFEST_SIGNATURE_CONTEXT + reader.manifest_bytes,
+            base64.b64decode(reader.manifest_signature.rstrip(b"\n"), validate=True),
+        )
+        r.ok("log signatures")
+    except (LedgerError, ValueError):
+        r.fail("log signatures", "manifest.sig", "the manifest is not signed by the log key")
     _check_witnesses(r, opened, trusted, witnesses, quorum)
     # 3. consistency with the recipient's previous checkpoint
     left = reader.hashes("left-border.txt")
@@ -617,6 +636,9 @@ def _check_entries(
     left: tuple[merkle.Hash, ...],
     result: BundleVerification,
 ) -> None:
+    if len(left) != m.first.bit_count():
+        r.fail("inclusion", "left-border.txt", f"not the border of a tree of size {m.first}")
+        return
     border: list[merkle.Hash] = list(left)
     expected = m.first
     for entry in reader.entries():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +12,14 @@ import orjson
 
 from ledger import merkle, note
 from ledger.app import LedgerApp, storage_errors
-from ledger.bundle import BundleWriter, Disclosure, Entry, Manifest, hashes_text
+from ledger.bundle import (
+    MANIFEST_SIGNATURE_CONTEXT,
+    BundleWriter,
+    Disclosure,
+    Entry,
+    Manifest,
+    hashes_text,
+)
 from ledger.checkpoints import StoredCheckpoint, stored_checkpoints
 from ledger.envelope import SEALED_KEY, Envelope, Header, decode_envelope, decrypt_disclosure
 from ledger.errors import NotFound, ValidationError
@@ -27,6 +36,7 @@ class ExportRequest:
     previous_checkpoint: str | None
     to_size: int | None
     created_at: str
+    sign: Callable[[bytes], bytes]  # the log key's: the manifest is signed
 
 
 def export_bundle(
@@ -75,10 +85,13 @@ def export_bundle(
                 counts["with_data"] += entry.data is not None
                 counts["disclosures"] += len(entry.disclosures or {})
         figures = metrics()
+        digest = None
         if figures is not None:
-            # Metrics hold decimals, outside canonical JSON's space; they are not signed but
-            # recomputed by the verifier and compared as values.
-            writer.text("metrics.json", orjson.dumps(figures, option=orjson.OPT_SORT_KEYS))
+            # Decimals are outside canonical JSON's space: the file is bound by its digest in
+            # the signed manifest, and the verifier recomputes and compares the values.
+            body = orjson.dumps(figures, option=orjson.OPT_SORT_KEYS)
+            digest = hashlib.sha256(body).hexdigest()
+            writer.text("metrics.json", body)
         manifest = Manifest(
             origin=origin,
             first=first,
@@ -89,9 +102,12 @@ def export_bundle(
             created_at=request.created_at,
             previous_size=None if request.previous_checkpoint is None else first,
             counts=counts,
-            metrics=figures is not None,
+            metrics_sha256=digest,
         )
-        writer.text("manifest.json", manifest.encode())
+        encoded = manifest.encode()
+        writer.text("manifest.json", encoded)
+        signature = request.sign(MANIFEST_SIGNATURE_CONTEXT + encoded)
+        writer.text("manifest.sig", base64.b64encode(signature).decode() + "\n")
         writer.close()
     except BaseException:
         writer.abort()  # never leave half a bundle behind

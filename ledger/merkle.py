@@ -49,6 +49,8 @@ class Hash(bytes):
     @classmethod
     def from_base64(cls, text: str) -> Self:
         """Strict: standard alphabet, padded, canonical, 32 bytes."""
+        if not isinstance(text, str):  # e.g. a value from a JSON document
+            raise ValidationError("malformed base64 hash")
         try:
             raw = base64.b64decode(text.encode("ascii"), validate=True)
         except (ValueError, binascii.Error) as exc:

@@ -124,6 +124,7 @@ def format_verifier_key(
 
 def parse_verifier_key(text: str) -> NoteVerifierKey:
     """Strict inverse of `format_verifier_key`; accepts types 0x01 and 0x04."""
+    _require_text(text, "a verifier key")
     name, _, rest = text.partition("+")
     hex_id, _, key64 = rest.partition("+")
     raw = _unb64(key64)
@@ -143,6 +144,7 @@ def format_signer_key(name: str, seed: bytes) -> str:
 
 def parse_signer_key(text: str) -> NoteSignerKey:
     """Strict inverse of `format_signer_key`; the key id must match the derived public key."""
+    _require_text(text, "a signer key")
     prefix, _, rest = text.partition("+")
     tag, _, rest = rest.partition("+")
     name, _, rest = rest.partition("+")
@@ -245,6 +247,8 @@ def _split_note(message: str | bytes) -> tuple[str, list[NoteSignature]]:
 
 def _check_note_characters(message: str | bytes) -> str:
     """Valid UTF-8 without ASCII control characters other than newline."""
+    if not isinstance(message, str | bytes):
+        raise MalformedNote(f"malformed note: {type(message).__name__}, not text")
     try:
         if isinstance(message, bytes):
             message = message.decode("utf-8")
@@ -321,6 +325,7 @@ def format_checkpoint(checkpoint: Checkpoint) -> str:
 
 def parse_checkpoint(text: str) -> Checkpoint:
     """Strict inverse of `format_checkpoint` (takes the note text, not the signed note)."""
+    _require_text(text, "a checkpoint")
     if not text.endswith("\n"):
         raise MalformedNote("checkpoint must end with a newline")
     lines = text[:-1].split("\n")
@@ -381,6 +386,7 @@ def format_cosignature(cosignature: Cosignature) -> str:
 
 def parse_cosignature(line: str) -> Cosignature:
     """Strict inverse of `format_cosignature`; the line must end with its newline."""
+    _require_text(line, "a cosignature")
     if not line.endswith("\n") or "\n" in line[:-1]:
         raise MalformedNote("a cosignature is one line ending in a newline")
     sig = _parse_signature_line(_check_note_characters(line[:-1]))
@@ -466,6 +472,7 @@ def format_tlog_proof(
 
 def parse_tlog_proof(text: str) -> TlogProof:
     """Strict inverse of `format_tlog_proof`; the checkpoint must be a well-formed signed note."""
+    _require_text(text, "a tlog-proof")
     head, blank, signed_checkpoint = text.partition("\n\n")
     if not blank:
         raise MalformedNote("tlog-proof has no blank line before the checkpoint")
@@ -491,6 +498,12 @@ def _check_signed_checkpoint(signed_checkpoint: str) -> None:
 
 
 # --- small helpers ------------------------------------------------------------------------------
+
+
+def _require_text(value: object, what: str) -> None:
+    """Parsers also get values from JSON documents: anything but text is malformed."""
+    if not isinstance(value, str):
+        raise MalformedNote(f"{what} must be text, not {type(value).__name__}")
 
 
 def _is_valid_name(name: str) -> bool:

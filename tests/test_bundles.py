@@ -1,0 +1,423 @@
+"""Export bundles verified offline: round trips on both stores, chaining, scope and
+disclosure, erasure, and one test per attack on a bundle (each must fail, naming the step)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import zipfile
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from domain.people import Person
+from domain.roles import Role
+from ledger import merkle, note
+from ledger.mapper import Signer
+from tests.conftest import PASSPHRASE, Ledger
+from tests.history import T0, add_incidents, setup_ward
+from tests.support import run_cli
+
+ENV = {"CALM_LEDGER_PASSPHRASE": PASSPHRASE}
+
+
+def cli(ledger: Ledger, *args: str) -> subprocess.CompletedProcess[str] | object:
+    return run_cli(["--dir", str(ledger.directory), *args], env=ENV)
+
+
+def ok(result: object) -> str:
+    assert result.exit_code == 0, result.stderr  # type: ignore[attr-defined]
+    return str(result.stdout)  # type: ignore[attr-defined]
+
+
+def vkey(ledger: Ledger) -> str:
+    return ok(cli(ledger, "checkpoint", "--vkey")).strip()
+
+
+def export(ledger: Ledger, out: Path, *args: str) -> Path:
+    ok(cli(ledger, "checkpoint"))
+    ok(cli(ledger, "export", "--out", str(out), *args))
+    return out
+
+
+def verify(ledger: Ledger, bundle: Path, *args: str) -> tuple[int, str, str]:
+    result = run_cli(["verify-bundle", str(bundle), "--trusted-key", vkey(ledger), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def history(ledger: Ledger) -> Ledger:
+    service = setup_ward(ledger)
+    add_incidents(service, 12)
+    service.app.close()
+    return ledger
+
+
+@pytest.fixture
+def bundle(history: Ledger, tmp_path: Path) -> Path:
+    return export(history, tmp_path / "q1.bundle", "--disclose", "personal")
+
+
+def test_round_trip_verifies(history: Ledger, bundle: Path) -> None:
+    code, out, err = verify(history, bundle)
+    assert code == 0, err
+    assert out.strip().endswith("of example.org/test-ledger")
+    assert "FAIL" not in out and " 12. OK   metrics" in out.replace("12.", " 12.")
+
+
+def test_consecutive_exports_chain(history: Ledger, bundle: Path, tmp_path: Path) -> None:
+    first = zipfile.ZipFile(bundle).read("checkpoint.txt").decode()
+    (tmp_path / "first-checkpoint.txt").write_text(first)
+    service = history.service(history.open(), "lee")
+    add_incidents(service, 5, seed=9, offset=40)
+    service.app.close()
+    second = export(
+        history, tmp_path / "q2.bundle", "--from-checkpoint", str(tmp_path / "first-checkpoint.txt")
+    )
+    code, _out, err = verify(
+        history, second, "--previous-checkpoint", str(tmp_path / "first-checkpoint.txt")
+    )
+    assert code == 0, err
+    manifest = json.loads(zipfile.ZipFile(second).read("manifest.json"))
+    assert manifest["range"]["first"] == note.parse_checkpoint(first.split("\n\n")[0] + "\n").size
+
+
+def test_verify_needs_no_database_driver(history: Ledger, bundle: Path) -> None:
+    """verify-bundle runs with psycopg and sqlite3 made unimportable."""
+    script = (
+        "import sys\n"
+        "for name in ('sqlite3', '_sqlite3', 'psycopg', 'psycopg_pool'):\n"
+        "    sys.modules[name] = None\n"
+        "from cli.main import main\n"
+        f"sys.argv = ['calm-ledger', 'verify-bundle', {str(bundle)!r},"
+        f" '--trusted-key', {vkey(history)!r}]\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "verified leaves" in result.stdout
+
+
+def test_no_trusted_key_is_refused(bundle: Path) -> None:
+    result = run_cli(["verify-bundle", str(bundle)])
+    assert result.exit_code == 2 and "no trusted key" in result.stderr
+
+
+def test_an_empty_range_says_so(history: Ledger, bundle: Path, tmp_path: Path) -> None:
+    cp = tmp_path / "cp.txt"
+    cp.write_text(zipfile.ZipFile(bundle).read("checkpoint.txt").decode())
+    empty = tmp_path / "empty.bundle"
+    ok(cli(history, "export", "--out", str(empty), "--from-checkpoint", str(cp)))
+    code, out, err = verify(history, empty, "--previous-checkpoint", str(cp))
+    assert code == 1 and "empty range" in err and "OK" in out
+
+
+# --- attacks on a bundle ----------------------------------------------------------------------
+
+
+def rewrite(bundle: Path, out: Path, **changes: bytes | None) -> Path:
+    """A copy of the bundle with some members replaced (None: removed)."""
+    with zipfile.ZipFile(bundle) as src, zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            key = name.replace(".", "_").replace("-", "_")
+            if key in changes:
+                if changes[key] is not None:
+                    dst.writestr(name, changes[key])
+            else:
+                dst.writestr(name, src.read(name))
+    return out
+
+
+def entries(bundle: Path) -> list[dict[str, object]]:
+    lines = zipfile.ZipFile(bundle).read("entries.jsonl").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def encode(items: list[dict[str, object]]) -> bytes:
+    from ledger.canonical import canonical_bytes
+
+    return b"".join(canonical_bytes(i) + b"\n" for i in items)
+
+
+def flip_b64(value: str, offset: int) -> str:
+    raw = bytearray(base64.b64decode(value))
+    raw[offset % len(raw)] ^= 0x01
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def assert_fails(ledger: Ledger, bundle: Path, step: str, *args: str) -> None:
+    code, out, err = verify(ledger, bundle, *args)
+    assert code == 1, (out, err)
+    assert f"FAIL {step}" in err, err
+
+
+def test_bundle_with_an_event_dropped_from_the_middle(
+    history: Ledger, bundle: Path, tmp_path: Path
+) -> None:
+    items = entries(bundle)
+    del items[len(items) // 2]
+    assert_fails(
+        history, rewrite(bundle, tmp_path / "x", entries_jsonl=encode(items)), "completeness"
+    )
+
+
+def test_bundle_with_two_events_reordered(history: Ledger, bundle: Path, tmp_path: Path) -> None:
+    items = entries(bundle)
+    i = len(items) // 2
+    items[i]["leaf"], items[i + 1]["leaf"] = items[i + 1]["leaf"], items[i]["leaf"]
+    items[i], items[i + 1] = items[i + 1], items[i]
+    assert_fails(history, rewrite(bundle, tmp_path / "x", entries_jsonl=encode(items)), "inclusion")
+
+
+@pytest.mark.parametrize(("part", "step"), [("header", "signatures"), ("data", "data digests")])
+def test_bundle_with_a_byte_changed(
+    history: Ledger, bundle: Path, tmp_path: Path, part: str, step: str
+) -> None:
+    items = entries(bundle)
+    target = next(
+        i
+        for i in items
+        if i["data"] is not None
+        and json.loads(base64.b64decode(str(i["header"])))["type"] == "incident.recorded"
+    )
+    header = json.loads(base64.b64decode(str(target["header"])))
+    if part == "header":  # one digit of the recording time
+        raw = base64.b64decode(str(target["header"])).replace(
+            header["recorded_at"].encode(), header["recorded_at"].replace("2", "3", 1).encode()
+        )
+        target["header"] = base64.b64encode(raw).decode()
+    else:
+        target["data"] = flip_b64(str(target["data"]), 40)
+    assert_fails(history, rewrite(bundle, tmp_path / "x", entries_jsonl=encode(items)), step)
+
+
+def test_bundle_with_a_byte_changed_in_a_disclosure(
+    history: Ledger, bundle: Path, tmp_path: Path
+) -> None:
+    items = entries(bundle)
+    target = next(i for i in items if i["disclosures"])
+    name = sorted(target["disclosures"])[0]  # type: ignore[arg-type]
+    target["disclosures"][name] = flip_b64(target["disclosures"][name], 5)  # type: ignore[index]
+    assert_fails(
+        history, rewrite(bundle, tmp_path / "x", entries_jsonl=encode(items)), "disclosures"
+    )
+
+
+def test_bundle_with_a_byte_changed_in_a_proof(
+    history: Ledger, bundle: Path, tmp_path: Path
+) -> None:
+    cp = tmp_path / "cp.txt"
+    cp.write_text(zipfile.ZipFile(bundle).read("checkpoint.txt").decode())
+    service = history.service(history.open(), "lee")
+    add_incidents(service, 3, seed=5, offset=50)
+    service.app.close()
+    second = export(history, tmp_path / "q2.bundle", "--from-checkpoint", str(cp))
+    proof = zipfile.ZipFile(second).read("consistency.txt").decode().splitlines()
+    proof[0] = str(merkle.Hash(bytes(32)))
+    tampered = rewrite(second, tmp_path / "x", consistency_txt="\n".join(proof).encode() + b"\n")
+    assert_fails(history, tampered, "consistency", "--previous-checkpoint", str(cp))
+
+
+def test_bundle_with_a_byte_changed_in_the_checkpoint(
+    history: Ledger, bundle: Path, tmp_path: Path
+) -> None:
+    text = zipfile.ZipFile(bundle).read("checkpoint.txt").decode()
+    lines = text.split("\n")
+    lines[2] = str(merkle.Hash(bytes(32)))
+    assert_fails(
+        history,
+        rewrite(bundle, tmp_path / "x", checkpoint_txt="\n".join(lines).encode()),
+        "log signatures",
+    )
+
+
+def test_bundle_with_a_checkpoint_from_a_forked_log(
+    history: Ledger, bundle: Path, tmp_path: Path
+) -> None:
+    """The log key signs a checkpoint of another history: the leaves do not rebuild it."""
+    text = zipfile.ZipFile(bundle).read("checkpoint.txt").decode()
+    cp = note.parse_checkpoint(text.split("\n\n")[0] + "\n")
+    forked = note.sign_note_with(
+        note.format_checkpoint(note.Checkpoint(cp.origin, cp.size, merkle.Hash(bytes(32)))),
+        cp.origin,
+        history.log_key.public_key,
+        history.log_key.sign,
+    )
+    assert_fails(
+        history, rewrite(bundle, tmp_path / "x", checkpoint_txt=forked.encode()), "inclusion"
+    )
+
+
+def test_bundle_with_a_metric_figure_changed(history: Ledger, bundle: Path, tmp_path: Path) -> None:
+    figures = json.loads(zipfile.ZipFile(bundle).read("metrics.json"))
+    row = figures["services"]["all"][0]
+    row["interventions"] = 999
+    changed = json.dumps(figures, sort_keys=True).encode()
+    assert_fails(history, rewrite(bundle, tmp_path / "x", metrics_json=changed), "metrics")
+
+
+def test_bundle_with_an_event_signed_by_a_revoked_actor(history: Ledger, tmp_path: Path) -> None:
+    app = history.open()
+    key = history.enrol(app, "rita", Role.SAFEGUARDING_LEAD)
+    history.service(app).revoke_actor("rita", "left")
+    with app.envelope_mapper.signing_as(Signer("rita", key)):  # around the service's check
+        app.save(Person.register("P-REV", "ward-3"))
+    app.close()
+    assert_fails(history, export(history, tmp_path / "r.bundle"), "signers")
+
+
+def test_bundle_with_an_event_signed_by_an_actor_without_the_role(
+    history: Ledger, tmp_path: Path
+) -> None:
+    app = history.open()
+    key = history.enrol(app, "rob", Role.RECORDER)
+    with app.envelope_mapper.signing_as(Signer("rob", key)):
+        app.save(Person.register("P-ROB", "ward-3"))  # recorders may not register people
+    app.close()
+    assert_fails(history, export(history, tmp_path / "r.bundle"), "signers")
+
+
+def test_bundle_whose_range_skips_leaves(history: Ledger, bundle: Path, tmp_path: Path) -> None:
+    """The provider (who holds the log key, so can re-sign the manifest) drops the first
+    leaves and claims the range starts later: the leaves no longer rebuild the root."""
+    from ledger.bundle import MANIFEST_SIGNATURE_CONTEXT
+    from ledger.canonical import canonical_bytes
+
+    items = entries(bundle)[3:]
+    manifest = json.loads(zipfile.ZipFile(bundle).read("manifest.json"))
+    manifest["range"]["first"] = 3
+    body = canonical_bytes(manifest)
+    signature = history.log_key.sign(MANIFEST_SIGNATURE_CONTEXT + body)
+    tampered = rewrite(
+        bundle,
+        tmp_path / "x",
+        entries_jsonl=encode(items),
+        manifest_json=body,
+        manifest_sig=base64.b64encode(signature) + b"\n",
+    )
+    assert_fails(history, tampered, "inclusion")
+
+
+def test_bundle_with_a_changed_manifest(history: Ledger, bundle: Path, tmp_path: Path) -> None:
+    manifest = json.loads(zipfile.ZipFile(bundle).read("manifest.json"))
+    manifest["recipient"] = "someone-else"
+    from ledger.canonical import canonical_bytes
+
+    tampered = rewrite(bundle, tmp_path / "x", manifest_json=canonical_bytes(manifest))
+    assert_fails(history, tampered, "log signatures")
+
+
+def test_a_previous_checkpoint_inconsistent_with_the_new_one(
+    history: Ledger, bundle: Path, tmp_path: Path
+) -> None:
+    text = zipfile.ZipFile(bundle).read("checkpoint.txt").decode()
+    cp = note.parse_checkpoint(text.split("\n\n")[0] + "\n")
+    other = note.sign_note_with(
+        note.format_checkpoint(note.Checkpoint(cp.origin, 4, merkle.Hash(bytes(32)))),
+        cp.origin,
+        history.log_key.public_key,
+        history.log_key.sign,
+    )
+    (tmp_path / "prev.txt").write_text(other)
+    assert_fails(
+        history, bundle, "completeness", "--previous-checkpoint", str(tmp_path / "prev.txt")
+    )
+
+
+# --- scope, disclosure, erasure, queries ---------------------------------------------------------
+
+
+def test_a_scoped_export_reveals_no_personal_field_of_another_service(
+    history: Ledger, tmp_path: Path
+) -> None:
+    from domain.vocabulary import Profile, Setting
+
+    service = history.service(history.open(), "lee")
+    service.register_service(
+        "house-2", "House 2", Setting.CHILDRENS_HOME, [Profile.UK_ENG_CHILDRENS_HOME]
+    )
+    service.register_person(
+        "P-H2",
+        "house-2",
+        full_name="Hidden Example-Person",
+        date_of_birth=T0.date() - timedelta(days=4000),
+    )
+    service.register_person("P-W3", "ward-3", full_name="Shown Example-Person")
+    service.app.close()
+    out = export(
+        history, tmp_path / "scoped.bundle", "--scope", "service:ward-3", "--disclose", "personal"
+    )
+    raw = b"".join(zipfile.ZipFile(out).read(n) for n in zipfile.ZipFile(out).namelist())
+    decoded = raw + b"".join(base64.b64decode(x) for x in _b64_fields(out))
+    assert b"Hidden" not in decoded and b"Shown Example-Person" in decoded
+    assert verify(history, out)[0] == 0
+
+
+def _b64_fields(bundle: Path) -> list[str]:
+    found = []
+    for item in entries(bundle):
+        found += [str(item["header"])] + ([str(item["data"])] if item["data"] else [])
+        found += [str(v) for v in (item["disclosures"] or {}).values()]  # type: ignore[union-attr]
+    return found
+
+
+def test_after_erasure_a_new_export_verifies_without_the_persons_fields(
+    history: Ledger, tmp_path: Path
+) -> None:
+    service = history.service(history.open(), "lee")
+    service.register_person("P-ERASE", "ward-3", full_name="Forget Me-Please")
+    service.erase_subject("P-ERASE", "retention period ended")
+    service.app.close()
+    out = export(history, tmp_path / "after.bundle", "--disclose", "personal")
+    decoded = b"".join(base64.b64decode(x) for x in _b64_fields(out))
+    assert b"Forget" not in decoded
+    assert verify(history, out)[0] == 0
+
+
+def test_bundle_queries_match_the_live_ledger(history: Ledger, bundle: Path) -> None:
+    key = vkey(history)
+    live = json.loads(
+        ok(
+            cli(
+                history, "metrics", "--from", "2026-01-01", "--to", "2026-06-30", "--format", "json"
+            )
+        )
+    )
+    offline = json.loads(
+        ok(run_cli(["bundle", str(bundle), "--trusted-key", key, "metrics", "--format", "json"]))
+    )
+    by_label = {row["label"]: row for row in live}
+    assert offline and all(
+        by_label[row["label"]]["interventions"] == row["interventions"] for row in offline
+    )
+    ref = json.loads(ok(cli(history, "incidents", "list", "--format", "json")))[0]["incident"]
+    live_audit = json.loads(ok(cli(history, "audit", "incident", ref, "--format", "json")))
+    offline_audit = json.loads(
+        ok(
+            run_cli(
+                [
+                    "bundle",
+                    str(bundle),
+                    "--trusted-key",
+                    key,
+                    "audit",
+                    "incident",
+                    ref,
+                    "--format",
+                    "json",
+                ]
+            )
+        )
+    )
+    assert [(a["type"], a["signed_by"], a["key_id"]) for a in live_audit] == [
+        (a["type"], a["signed_by"], a["key_id"]) for a in offline_audit
+    ]
