@@ -17,10 +17,10 @@ from cli.bootstrap import Context
 from cli.output import emit, format_option, status
 from cli.records import parse_time
 from ledger import note
-from ledger.bundle import BundleReader, BundleVerification, Disclosure, verify_bundle
+from ledger.bundle import BundleVerification, Disclosure, verify_bundle
 from ledger.canonical import format_datetime
 from ledger.errors import LedgerError, ValidationError, VerificationError
-from projections.bundles import BundleState, bundle_metrics
+from projections.bundles import BundleState, bundle_metrics, check_bundle_metrics
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -115,35 +115,8 @@ def _verify(
         witness_keys=witnesses,
         witness_quorum=quorum,
     )
-    _check_metrics(file, result)
+    check_bundle_metrics(file, result)
     return result
-
-
-def _check_metrics(file: Path, result: BundleVerification) -> None:
-    report = result.report
-    reader = BundleReader(file)
-    try:
-        stated = reader.metrics()
-    except VerificationError as e:
-        report.fail("metrics", "metrics.json", str(e))
-        return
-    finally:
-        reader.close()
-    state = BundleState()
-    state.add_all(result.events)
-    for problem in state.problems:
-        report.fail("metrics", "entries.jsonl", f"an event does not fit its schema: {problem}")
-    recomputed = json.loads(json.dumps(bundle_metrics(state.state), default=str))
-    if stated is None and recomputed is None:
-        report.notes["metrics"] = "no incidents with data in the bundle"
-    elif stated != recomputed:
-        report.fail(
-            "metrics",
-            "metrics.json",
-            "stated metrics differ from those recomputed from the bundle's events",
-        )
-    else:
-        report.ok("metrics", len(recomputed["services"]))
 
 
 def verification_options(func: Any) -> Any:

@@ -27,6 +27,20 @@ Instant = Annotated[datetime, AfterValidator(_utc)]
 """A point in time, always stored in UTC; naive times are refused."""
 
 
+class Clock:
+    """When events are recorded. The wall clock, except where a simulation (the demo, tests
+    of late recording) sets the time explicitly."""
+
+    def __init__(self) -> None:
+        self.fixed: datetime | None = None
+
+    def now(self) -> datetime:
+        return self.fixed if self.fixed is not None else datetime.now(UTC)
+
+
+clock = Clock()
+
+
 class Value(BaseModel):
     """An immutable value object inside an event."""
 
@@ -123,6 +137,10 @@ class Aggregate(BaseAggregate[UUID]):
             _AGGREGATES[cls.KIND] = cls
 
     class Event(DomainEvent, CanMutateAggregate[UUID]):
+        @staticmethod
+        def create_timestamp() -> datetime:
+            return clock.now()
+
         def apply(self, aggregate: Any) -> None:
             """Evolve the aggregate's state; overridden by events that change it."""
 

@@ -7,7 +7,7 @@ arrive as command objects (pydantic), validated in full before anything is loade
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
@@ -18,7 +18,7 @@ from pydantic import ValidationError as PydanticError
 
 from domain.authorisations import Authorisation, Coverage, Scope
 from domain.events import Aggregate, Instant, stream_id
-from domain.incidents import Incident, IncidentFacts, Intervention
+from domain.incidents import Incident, IncidentFacts, Injury, Intervention, NonStaffInvolved
 from domain.people import Person, person_stream
 from domain.plans import BehaviourSupportPlan, PlanContent, RevisionReason, plan_stream
 from domain.services import Service, service_stream
@@ -73,8 +73,8 @@ class NewIncident(Command):
     reason: str
     interventions: tuple[Intervention, ...] = Field(min_length=1)
     de_escalation: tuple[str, ...] = ()
-    non_staff: tuple[dict[str, str], ...] = ()
-    injuries: tuple[dict[str, Any], ...] = ()
+    non_staff: tuple[NonStaffInvolved, ...] = ()
+    injuries: tuple[Injury, ...] = ()
     part_of_care_plan: bool = False
     authorisation: str | None = None
     antecedents: str | None = None
@@ -112,6 +112,9 @@ class NewIncident(Command):
 
 class RecordingService(LedgerService):
     _lookups: dict[UUID, Any] | None = None
+    # How references and ids are made: random, except in a seeded simulation (the demo).
+    new_ref: Callable[[str], str] = staticmethod(lambda prefix: new_ref(prefix))
+    new_id: Callable[[], UUID] = staticmethod(uuid4)
 
     def cache_lookups(self) -> None:
         """Remember what `_get` loads (for a bulk import that only reads them)."""
@@ -213,7 +216,7 @@ class RecordingService(LedgerService):
         self.person(scope.person_id)
         self.staff_member(approver_staff_id)
         self._check_techniques(scope.techniques)
-        ref = new_ref("AUTH")
+        ref = self.new_ref("AUTH")
         self._save(
             Authorisation.grant(
                 stream_id("authorisation", ref),
@@ -259,7 +262,7 @@ class RecordingService(LedgerService):
         facts = command.facts()
         self._check_interventions(facts)
         coverage = self._coverage(command.person, facts)
-        ref = new_ref("INC")
+        ref = self.new_ref("INC")
         incident = Incident.record(
             stream_id("incident", ref),
             ref,
@@ -310,7 +313,7 @@ class RecordingService(LedgerService):
         self, ref: str, debrief_type: DebriefType, at: datetime, facilitator: str, **details: Any
     ) -> UUID:
         incident = self.incident(ref)
-        debrief_id = uuid4()
+        debrief_id = self.new_id()
         incident.hold_debrief(debrief_id, debrief_type, at, facilitator, **details)
         self._save(incident)
         return debrief_id

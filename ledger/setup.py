@@ -36,6 +36,7 @@ def init_ledger(
     log_passphrase: str,
     admin_passphrase: str,
     cost: Argon2Cost = DEFAULT_ARGON2_COST,
+    keys: tuple[SigningKey, SigningKey] | None = None,
 ) -> NewLedger:
     """Validate everything, then create the store, keys, config and the admin's enrolment."""
     check_origin(origin)
@@ -48,7 +49,7 @@ def init_ledger(
         if not passphrase:
             raise ValidationError("an empty passphrase is not allowed")
     store_url = parse_store_url(db, base=directory)
-    log_key, admin_key = SigningKey.generate(), SigningKey.generate()
+    log_key, admin_key = keys or (SigningKey.generate(), SigningKey.generate())
     config = LedgerConfig(directory, origin, db, log_key.public_key)
     for path in (config.keystore(LOG_ACTOR), config.keystore(admin)):
         if path.exists():

@@ -6,16 +6,18 @@ recomputed exactly from the bundle's own entries.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from domain.events import DomainEvent
-from ledger.bundle import Entry
+from ledger.bundle import BundleReader, BundleVerification, Entry
 from ledger.envelope import Header, parse_header
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, VerificationError
 from ledger.mapper import build_event, sealed_as_none
 from projections.disclosure import MHSDS, DisclosureProfile, protect_rows
 from projections.fold import apply
@@ -90,3 +92,31 @@ def _month_start(day: date) -> date:
 def _month_end(day: date) -> date:
     following = date(day.year + day.month // 12, day.month % 12 + 1, 1)
     return date.fromordinal(following.toordinal() - 1)
+
+
+def check_bundle_metrics(path: Path, result: BundleVerification) -> None:
+    """Step 12: recompute the metrics from the verified entries; compare with metrics.json."""
+    report = result.report
+    reader = BundleReader(path)
+    try:
+        stated = reader.metrics()
+    except VerificationError as e:
+        report.fail("metrics", "metrics.json", str(e))
+        return
+    finally:
+        reader.close()
+    state = BundleState()
+    state.add_all(result.events)
+    for problem in state.problems:
+        report.fail("metrics", "entries.jsonl", f"an event does not fit its schema: {problem}")
+    recomputed = json.loads(json.dumps(bundle_metrics(state.state), default=str))
+    if stated is None and recomputed is None:
+        report.notes["metrics"] = "no incidents with data in the bundle"
+    elif stated != recomputed:
+        report.fail(
+            "metrics",
+            "metrics.json",
+            "stated metrics differ from those recomputed from the bundle's events",
+        )
+    else:
+        report.ok("metrics", len(recomputed["services"]))

@@ -190,11 +190,17 @@ def _secondary(
                     feasible[a].add(x)
                     feasible[b].add(y)
                     feasible[total].add(x + y)
-        exposed = [n for n in names if shown[n] is None and len(feasible[n]) <= 1]
+        # A suppressed cell is exposed when the published cells pin it to one value. (When the
+        # profile itself allows only one suppressed value, e.g. "suppress 0", nothing can help.)
+        exposed = [
+            n for n in names if shown[n] is None and len(feasible[n]) <= 1 < len(candidates[n])
+        ]
         if not exposed:
             return
         published = [n for n in parts if shown[n] is not None]
         victim = min(published, key=lambda n: true[n]) if published else total
+        if shown[victim] is None:
+            raise AssertionError(f"{exposed} stay exposed with every cell suppressed")
         shown[victim] = None
         secondary.add(victim)
     raise AssertionError("secondary suppression did not settle")
