@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import random
 from datetime import UTC, date, datetime, timedelta
 
@@ -45,7 +46,8 @@ def setup_ward(ledger: Ledger) -> RecordingService:
         ),
     )
     for month in range(1, 7):
-        service.record_occupancy("ward-3", date(2026, month, 1), date(2026, month, 28), 300)
+        last = calendar.monthrange(2026, month)[1]
+        service.record_occupancy("ward-3", date(2026, month, 1), date(2026, month, last), 300)
     return service
 
 
