@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, cast
 
 import click
@@ -22,6 +22,13 @@ from projections.metrics import (
 
 pass_context = click.make_pass_decorator(Context)
 PERIODS = ["week", "month", "quarter", "year"]
+
+
+def _state(ctx: Context, service: str | None, first: date, last: date) -> Any:
+    """Only the incidents the query needs (by service and start date), and the small views."""
+    return ctx.read_model().load_state(
+        service_id=service, start=first.isoformat(), end=(last + timedelta(days=1)).isoformat()
+    )
 
 
 def _range(start: str | None, end: str | None) -> tuple[date, date]:
@@ -59,8 +66,11 @@ def metrics(
 
     Example: calm-ledger metrics --service ward-3 --from 2026-01-01 --to 2026-10-31 --by month
     """
-    state = ctx.read_model().load_state()
     first, last = _range(start, end)
+    b_first, b_last = (
+        _range(baseline_from, baseline_to) if baseline_from or baseline_to else (first, last)
+    )
+    state = _state(ctx, service, min(first, b_first), max(last, b_last))
     rows = compute_metrics(state, service_id=service, start=first, end=last, by=cast(Period, by))
     if publish:
         from projections.disclosure import MHSDS, protect_rows
@@ -70,7 +80,6 @@ def metrics(
         out = as_rows(rows)
     emit(out, fmt, list(out[0]) if out else ["label"])
     if baseline_from or baseline_to:
-        b_first, b_last = _range(baseline_from, baseline_to)
         baseline = compute_metrics(
             state, service_id=service, start=b_first, end=b_last, by=cast(Period, by)
         )
@@ -108,8 +117,8 @@ def spc(
     """
     from projections.spc import xmr
 
-    state = ctx.read_model().load_state()
     first, last = _range(start, end)
+    state = _state(ctx, service, first, last)
     rows = compute_metrics(state, service_id=service, start=first, end=last, by=cast(Period, by))
     chart = xmr(
         metric_series(rows, metric),
@@ -166,7 +175,7 @@ def compliance(
     """
     from projections.compliance import Status, evaluate
 
-    state = ctx.read_model().load_state()
+    state = ctx.read_model().load_state(service_id=service)
     when = parse_time(as_of, "--as-of") if as_of else now()
     findings = evaluate(state, when, service_id=service)
     wanted = {Status.OPEN} if only_open else {Status.OVERDUE} if only_overdue else None
