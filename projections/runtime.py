@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from domain.events import DomainEvent
 from ledger.app import LedgerApp, storage_errors
-from ledger.envelope import decode_envelope
+from ledger.envelope import Header, decode_envelope
 from ledger.errors import Conflict, VerificationError
+from ledger.mapper import build_event, sealed_as_none
 from projections.fold import apply, fold
 from projections.readstore import KINDS, AuditRow, ReadStore
 
@@ -67,12 +68,19 @@ def _apply_batch(app: LedgerApp, read: ReadStore, start: int, stop: int) -> int:
             raise VerificationError(
                 f"leaf {row.leaf_index} has no event: run 'calm-ledger verify'", step="leaves"
             )
-        header = decode_envelope(row.event.state).header()
-        event = cast(DomainEvent, app.mapper.to_domain_event(row.event))
+        event, header = _event(row.event.state)
         apply(state, event, header.actor)
         audit.append(_audit_row(row.leaf_index, header, event, state))
     read.commit(state, audit, start, start + len(rows))
     return len(rows)
+
+
+def _event(state: bytes) -> tuple[DomainEvent, Header]:
+    """The event as projections need it: personal fields stay sealed (read as None), so no
+    disclosure is decrypted and the read tables never hold personal data."""
+    envelope = decode_envelope(state)
+    header = envelope.header()
+    return build_event(header, sealed_as_none(envelope.data())), header
 
 
 def _audit_row(leaf: int, header: Any, event: DomainEvent, state: Any) -> AuditRow:
@@ -148,8 +156,8 @@ def verify_read_model(app: LedgerApp, read: ReadStore) -> list[str]:
         for row in app.store.iter_leaves(stop=stop):
             if row.event is None:
                 return [f"leaf {row.leaf_index} has no event"]
-            header = decode_envelope(row.event.state).header()
-            events.append((cast(DomainEvent, app.mapper.to_domain_event(row.event)), header.actor))
+            event, header = _event(row.event.state)
+            events.append((event, header.actor))
     expected = fold(events)
     stored = read.load_state()
     problems = []
