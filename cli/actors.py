@@ -47,7 +47,6 @@ def _store_new_key(ctx: Context, name: str, key: SigningKey | None, *, replace: 
         path.rename(path.with_name(f"{name}.{_current_key_id(path)}.retired"))
     new_pass = passphrase(f"New passphrase for {name}", env=NEW_PASSPHRASE_ENV, confirm=True)
     write_keystore(path, name, key, new_pass)
-    status(f"keystore written to {path} (mode 0600)")
 
 
 def _current_key_id(path: Any) -> str:
@@ -83,8 +82,15 @@ def enrol(ctx: Context, name: str, roles: tuple[str, ...], public_key_file: str 
         raise ValidationError(f"a keystore for {name!r} already exists in {ctx.config.keys_dir}")
     Actor.enrol(name, parsed, "", "")  # validate name and roles before any key is written
     _store_new_key(ctx, name, key, replace=False)
-    service.enrol_actor(name, parsed, public_key)
+    try:
+        service.enrol_actor(name, parsed, public_key)
+    except BaseException:
+        if key is not None:  # the enrolment was not written: neither is its keystore
+            ctx.config.keystore(name).unlink(missing_ok=True)
+        raise
     status(f"enrolled {name} ({', '.join(parsed)})")
+    if key is not None:
+        status(f"keystore written to {ctx.config.keystore(name)} (mode 0600)")
 
 
 @actors.command("list")

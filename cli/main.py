@@ -53,6 +53,8 @@ COMMANDS = {
     "metrics": "cli.query_cmds:metrics",
     "spc": "cli.query_cmds:spc",
     "compliance": "cli.query_cmds:compliance",
+    "report": "cli.report_cmds:report",
+    "schedule": "cli.schedule_cmds:schedule",
 }
 
 
@@ -86,6 +88,11 @@ class LedgerGroup(click.Group):
             raise LedgerFailure(e.diagnostics(), e.exit_code) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except OSError as e:  # the file system, not the user: disk full, permissions
+            if debug:
+                traceback.print_exc()
+            where = f" ({e.filename})" if e.filename else ""
+            raise LedgerFailure(f"file system error{where}: {e.strerror or e}", 3) from None
         except Exception as e:  # a bug, not a user mistake: one line unless --debug
             if debug:
                 raise

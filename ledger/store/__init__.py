@@ -32,12 +32,13 @@ class StoreURL:
     def env(self, *, create_tables: bool) -> dict[str, str]:
         """The eventsourcing environment for this store."""
         common = {"CREATE_TABLE": "y" if create_tables else "n"}
+        lock_timeout = lock_timeout_seconds()
         if self.backend == "sqlite":
             return {
                 **common,
                 "PERSISTENCE_MODULE": SQLITE_FACTORY,
                 "SQLITE_DBNAME": str(self.sqlite_path),
-                "SQLITE_LOCK_TIMEOUT": "10",
+                "SQLITE_LOCK_TIMEOUT": str(lock_timeout),
             }
         return {
             **common,
@@ -52,7 +53,7 @@ class StoreURL:
             # A CLI process needs one connection, not the library's default pool of ~6.
             "POSTGRES_POOL_SIZE": "1",
             "POSTGRES_MAX_OVERFLOW": "2",
-            "POSTGRES_LOCK_TIMEOUT": "30",
+            "POSTGRES_LOCK_TIMEOUT": str(lock_timeout),
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "60",
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",  # never: see DESIGN §7
         }
@@ -62,6 +63,15 @@ class StoreURL:
         if self.backend == "sqlite":
             return f"sqlite:///{self.sqlite_path}"
         return f"postgresql://{self.pg_user}@{self.pg_host}:{self.pg_port}/{self.pg_dbname}"
+
+
+def lock_timeout_seconds() -> int:
+    """How long a write waits for another writer's lock before giving up (exit 3):
+    CALM_LEDGER_LOCK_TIMEOUT seconds, default 10."""
+    raw = os.environ.get("CALM_LEDGER_LOCK_TIMEOUT", "10")
+    if not raw.isdigit() or not 1 <= int(raw) <= 3600:
+        raise ValidationError(f"CALM_LEDGER_LOCK_TIMEOUT must be 1-3600 seconds, not {raw!r}")
+    return int(raw)
 
 
 def parse_store_url(url: str, *, base: Path | None = None) -> StoreURL:
