@@ -1,0 +1,100 @@
+"""Export and offline verification of a bundle, against the raw Ed25519 verify rate.
+
+Builds a ledger of N incidents, signs a checkpoint, exports a bundle at the data level, and
+runs `calm-ledger verify-bundle` in a fresh process (so its peak memory is its own), reporting
+events/s, the ratio to the raw libsodium verify rate times cores, and peak RSS.
+
+Run: python -m bench bundle [--incidents 100000] [--backends sqlite,postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.bench_append import raw_verify_rate, store
+from bench.bench_projections import PASSPHRASE, build
+from ledger import note
+from ledger.config import load_config
+
+
+def cli(directory: Path | None, *args: str) -> tuple[float, float]:
+    """Run a command in a fresh process; return (seconds, peak RSS of children in MiB)."""
+    env = {**os.environ, "CALM_LEDGER_PASSPHRASE": PASSPHRASE}
+    prefix = ["--dir", str(directory)] if directory else []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", *prefix, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if done.returncode != 0:
+        raise SystemExit(f"calm-ledger {' '.join(args)} failed: {done.stderr[-2000:]}")
+    return elapsed, max(peak, before) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--incidents", type=int, default=100_000)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    args = parser.parse_args()
+    raw = raw_verify_rate()
+    cores = os.cpu_count() or 1
+    print(
+        f"raw Ed25519 verify: {raw:,.0f}/s on one core; target 0.8 x {cores} cores ="
+        f" {0.8 * raw * cores:,.0f}/s"
+    )
+    print(f"{'store':<11}{'measure':<40}{'value':>16}{'ratio':>34}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in args.backends.split(","):
+            with store(backend, Path(tmp), "bundle") as url:
+                directory = Path(tmp) / backend
+                build(directory, url, args.incidents)
+                cli(directory, "checkpoint")
+                bundle = Path(tmp) / f"{backend}.bundle"
+                seconds, _ = cli(directory, "export", "--out", str(bundle))
+                config = load_config(directory)
+                vkey = note.format_verifier_key(config.origin, config.log_public_key)
+                size = int(cli_size(directory))
+                verify_s, rss = cli(None, "verify-bundle", str(bundle), "--trusted-key", vkey)
+                rate = size / verify_s
+                rows = [
+                    ("events", f"{size:,}", ""),
+                    ("export, events/s", f"{size / seconds:,.0f}", ""),
+                    ("bundle size, MiB", f"{bundle.stat().st_size / 2**20:,.1f}", ""),
+                    (
+                        "verify-bundle, events/s",
+                        f"{rate:,.0f}",
+                        f"{rate / (raw * cores):.2f} x raw verify x cores",
+                    ),
+                    ("verify-bundle peak RSS, MiB", f"{rss:,.0f}", "target <= 200"),
+                ]
+                for label, value, ratio in rows:
+                    print(f"{backend:<11}{label:<40}{value:>16}{ratio:>34}", flush=True)
+
+
+def cli_size(directory: Path) -> int:
+    from ledger.app import open_app
+    from ledger.store import parse_store_url
+
+    config = load_config(directory)
+    app = open_app(parse_store_url(config.db, base=directory))
+    try:
+        return app.store.head().size
+    finally:
+        app.close()
+
+
+if __name__ == "__main__":
+    main()
