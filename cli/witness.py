@@ -79,15 +79,18 @@ def load_state(path: Path, log_key: str | None) -> WitnessState:
             )
         return WitnessState(note.parse_verifier_key(log_key), 0, merkle.EMPTY_ROOT)
     try:
-        raw = json.loads(path.read_text())
-        if raw.get("format") != STATE_FORMAT:
+        raw = json.loads(_text(path, limit=64 * 1024))
+        if not isinstance(raw, dict) or raw.get("format") != STATE_FORMAT:
             raise ValueError("unknown format")
+        size = raw["size"]
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 2**63:
+            raise ValueError("size is not a tree size")
         state = WitnessState(
             note.parse_verifier_key(raw["log_key"]),
-            int(raw["size"]),
+            size,
             merkle.Hash.from_base64(raw["root"]),
         )
-    except (ValueError, KeyError, TypeError, LedgerError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError, LedgerError) as e:
         raise ValidationError(f"{path} is not a witness state file: {e}") from None
     if log_key is not None and log_key != str(state.log_key):
         raise ValidationError(f"--log-key differs from the log key recorded in {path}")
@@ -132,7 +135,7 @@ def cosign(
              --state witness.json --proof 7-12.proof
     """
     state = load_state(state_file, log_key)
-    signed = checkpoint_file.read_text(encoding="utf-8")
+    signed = _text(checkpoint_file)
     checkpoint, _ = note.open_checkpoint(signed, [state.log_key])
     if checkpoint.origin != state.log_key.name:
         raise VerificationError(f"checkpoint origin {checkpoint.origin!r} is not the log's")
@@ -176,7 +179,22 @@ def _check_consistent(state: WitnessState, cp: note.Checkpoint, proof_file: Path
 
 def _read_hashes(path: Path) -> list[merkle.Hash]:
     try:
-        lines = path.read_text(encoding="utf-8").split()
+        lines = _text(path).split()
         return [merkle.Hash.from_base64(line) for line in lines]
     except (UnicodeDecodeError, LedgerError):
         raise ValidationError(f"{path} is not a consistency proof (base64 hashes)") from None
+
+
+def _text(path: Path, limit: int = 16 * 1024 * 1024) -> str:
+    """A small UTF-8 text file, or a clear error (exit 2)."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(limit + 1)
+    except OSError as e:
+        raise ValidationError(f"cannot read {path}: {e.strerror or e}") from None
+    if len(raw) > limit:
+        raise ValidationError(f"{path} is larger than {limit // 1024} KiB")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(f"{path} is not UTF-8 text") from None

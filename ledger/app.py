@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
@@ -48,7 +49,7 @@ class LedgerApp(Application[UUID]):
 def open_app(store_url: StoreURL, *, create: bool = False) -> LedgerApp:
     """Open (or with `create`, set up) the ledger's store; environment errors become exit 3."""
     path = store_url.sqlite_path
-    if path is not None and not create and not path.exists():
+    if path is not None and not create and not _is_sqlite_file(path):
         raise NotFound(f"no ledger database at {path} (run 'calm-ledger init' first)")
     if path is not None and create:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +60,15 @@ def open_app(store_url: StoreURL, *, create: bool = False) -> LedgerApp:
         origin = app.store.meta().get("origin", "")
     app.envelope_mapper.origin = origin
     return app
+
+
+def _is_sqlite_file(path: Path) -> bool:
+    """Only an existing SQLite file: never let SQLite turn some other file into a database."""
+    try:
+        with path.open("rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 @contextmanager

@@ -6,7 +6,8 @@ A bundle is a zip holding (all text, specified in docs/formats.md §9):
                       recipient, creation time, counts
     checkpoint.txt    the signed checkpoint of tree size `size`, with any witness cosignatures
     left-border.txt   base64 hashes of the right border of the tree of size `first`
-    consistency.txt   base64 consistency proof from the recipient's previous checkpoint
+    consistency.txt   base64 consistency proof from the tree of size `first` (the recipient's
+                      previous checkpoint) to the checkpoint
     entries.jsonl     one line per leaf first..size-1: header, signature, and the data and
                       disclosures the level allows
     context.jsonl     enrolments, re-keys and revocations before `first`, each with an
@@ -15,7 +16,10 @@ A bundle is a zip holding (all text, specified in docs/formats.md §9):
 
 The range is contiguous, so a bundle is complete by construction: the verifier recomputes the
 checkpoint's root from the left border and every leaf, which proves each leaf's inclusion
-and that none is missing, added or reordered. Nothing here imports a database driver.
+and that none is missing, added or reordered. Each member's content has one accepted text
+(bar the cosignature lines of witnesses the verifier was not given, which signed notes allow
+and ignore); the zip container around them is not verified. Nothing here imports a database
+driver.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import lzma
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -31,7 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ledger import merkle, note
-from ledger.canonical import canonical_bytes, parse_canonical
+from ledger.canonical import canonical_bytes, parse_canonical, parse_datetime
 from ledger.envelope import SEALED_KEY, Envelope, Header, disclosure_digest, parse_header
 from ledger.errors import LedgerError, ValidationError, VerificationError
 from ledger.keys import verify_signature
@@ -51,6 +58,11 @@ MEMBERS = (
 MANIFEST_SIGNATURE_CONTEXT = b"calm-ledger/bundle-manifest/v1\n"
 MAX_LINE = 16 * 1024 * 1024
 MAX_MEMBER = 64 * 1024 * 1024  # every member but entries.jsonl
+REQUIRED = ("manifest.json", "manifest.sig", "checkpoint.txt", "entries.jsonl")
+ACTOR_EVENTS = ("actor.enrolled", "actor.rekeyed", "actor.revoked")
+# Every member is stored with this modification time (the zip format's earliest), so the
+# same export makes the same bytes; the manifest's created_at says when it was made.
+ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 BUNDLE_CHECKS = (
     "parse",
     "log signatures",
@@ -151,13 +163,13 @@ class BundleWriter:
     def text(self, name: str, content: str | bytes) -> None:
         self._end_entries()
         data = content.encode() if isinstance(content, str) else content
-        self.zip.writestr(name, data)
+        self.zip.writestr(_member_info(name), data)
 
     def entry(self, entry: Entry) -> None:
         if self._entries_done:
             raise AssertionError("entries must be written together")
         if self._entries is None:
-            self._entries = self.zip.open("entries.jsonl", "w", force_zip64=True)
+            self._entries = self.zip.open(_member_info("entries.jsonl"), "w", force_zip64=True)
         self._entries.write(entry.encode())
 
     def _end_entries(self) -> None:
@@ -169,7 +181,7 @@ class BundleWriter:
     def close(self) -> None:
         self._end_entries()
         if not self._entries_done and "entries.jsonl" not in self.zip.namelist():
-            self.zip.writestr("entries.jsonl", b"")
+            self.zip.writestr(_member_info("entries.jsonl"), b"")
         self.zip.close()
 
     def abort(self) -> None:
@@ -179,6 +191,15 @@ class BundleWriter:
             self.zip.close()
         finally:
             self.path.unlink(missing_ok=True)
+
+
+def _member_info(name: str) -> zipfile.ZipInfo:
+    """A member's zip metadata, the same on every machine and at every time."""
+    info = zipfile.ZipInfo(name, date_time=ZIP_DATE_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.create_system = 3  # Unix, whatever the platform: the mode below is Unix's
+    info.external_attr = 0o644 << 16
+    return info
 
 
 def hashes_text(hashes: Sequence[bytes]) -> str:
@@ -198,25 +219,33 @@ class BundleReader:
     def __init__(self, path: Path) -> None:
         try:
             self.zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as e:
+        except _ZIP_ERRORS as e:
             raise Malformed(f"{path} is not a bundle (not a readable zip file: {e})") from None
-        names = set(self.zip.namelist())
-        if len(names) != len(self.zip.namelist()) or not names <= set(MEMBERS):
-            raise Malformed(f"unexpected members in the bundle: {sorted(names - set(MEMBERS))}")
-        missing = {"manifest.json", "manifest.sig", "checkpoint.txt", "entries.jsonl"} - names
-        if missing:
-            raise Malformed(f"the bundle lacks {sorted(missing)}")
-        self.manifest_bytes = self._small("manifest.json")
-        self.manifest = _manifest(self.manifest_bytes)
-        self.manifest_signature = self._small("manifest.sig")
-        self.checkpoint = self._text("checkpoint.txt")
+        try:
+            names = set(self.zip.namelist())
+            if len(names) != len(self.zip.namelist()) or not names <= set(MEMBERS):
+                unexpected = sorted(names - set(MEMBERS))
+                raise Malformed(f"unexpected or repeated members in the bundle: {unexpected}")
+            missing = set(REQUIRED) - names
+            if missing:
+                raise Malformed(f"the bundle lacks {sorted(missing)}")
+            self.manifest_bytes = self._small("manifest.json")
+            self.manifest = _manifest(self.manifest_bytes)
+            self.manifest_signature = self._small("manifest.sig")
+            self.checkpoint = self._text("checkpoint.txt")
+        except BaseException:
+            self.zip.close()
+            raise
 
     def _small(self, name: str) -> bytes:
         info = self.zip.getinfo(name)
         if info.file_size > MAX_MEMBER:
             raise Malformed(f"{name} is larger than {MAX_MEMBER // 2**20} MiB")
-        with self.zip.open(name) as f:
-            data = f.read(MAX_MEMBER + 1)
+        try:
+            with self.zip.open(name) as f:
+                data = f.read(MAX_MEMBER + 1)
+        except _ZIP_ERRORS as e:
+            raise Malformed(f"{name} cannot be read from the zip: {e}") from None
         if len(data) > MAX_MEMBER:
             raise Malformed(f"{name} is larger than {MAX_MEMBER // 2**20} MiB")
         return data
@@ -231,28 +260,41 @@ class BundleReader:
         return self._text(name) if name in self.zip.namelist() else None
 
     def hashes(self, name: str) -> tuple[merkle.Hash, ...]:
+        """A member of base64 hashes, each followed by a newline (absent or empty: none)."""
         text = self.optional_text(name)
-        if text is None:
+        if not text:
             return ()
         try:
-            return tuple(merkle.Hash.from_base64(line) for line in text.splitlines())
+            hashes = tuple(merkle.Hash.from_base64(line) for line in text[:-1].split("\n"))
         except LedgerError:
-            raise Malformed(f"{name} must hold base64 hashes, one per line") from None
+            hashes = None
+        if hashes is None or hashes_text(hashes) != text:
+            raise Malformed(f"{name} must hold base64 hashes, each followed by a newline")
+        return hashes
 
     def entries(self, name: str = "entries.jsonl") -> Iterator[Entry]:
         if name not in self.zip.namelist():
             return
-        with self.zip.open(name) as raw:
-            number = 0
-            while line := raw.readline(MAX_LINE + 1):
-                number += 1
-                if len(line) > MAX_LINE:
-                    raise Malformed(f"{name} line {number} is too long")
-                yield _entry(line.rstrip(b"\n"), f"{name} line {number}")
+        number = 0
+        try:
+            with self.zip.open(name) as raw:
+                while line := raw.readline(MAX_LINE + 1):
+                    number += 1
+                    if len(line) > MAX_LINE:
+                        raise Malformed(f"{name} line {number} is too long")
+                    if not line.endswith(b"\n"):
+                        raise Malformed(f"{name} line {number} does not end with a newline")
+                    yield _entry(line[:-1], f"{name} line {number}")
+        except _ZIP_ERRORS as e:
+            raise Malformed(f"{name} cannot be read from the zip: {e}") from None
 
     def metrics(self) -> Any:
         text = self.optional_text("metrics.json")
         if text is None:
+            if self.manifest.metrics_sha256 is not None:
+                raise VerificationError(
+                    "the manifest names a metrics.json the bundle lacks", step="metrics"
+                )
             return None
         if hashlib.sha256(text.encode()).hexdigest() != self.manifest.metrics_sha256:
             raise VerificationError(
@@ -265,6 +307,22 @@ class BundleReader:
 
     def close(self) -> None:
         self.zip.close()
+
+
+# What zipfile raises for a file or member it cannot read: a bad CRC, deflate, bzip2 or LZMA
+# stream, a truncated file, a name flagged UTF-8 that is not, an unsupported compression
+# method, encryption.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    struct.error,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
 def _manifest(raw: bytes) -> Manifest:
@@ -296,7 +354,8 @@ def _manifest(raw: bytes) -> Manifest:
             counts={_str(k): _int(v) for k, v in m["counts"].items()},
             metrics_sha256=None if m["metrics_sha256"] is None else _str(m["metrics_sha256"]),
         )
-    except (KeyError, TypeError, ValueError, AttributeError):
+        parse_datetime(manifest.created_at)
+    except (KeyError, TypeError, ValueError, AttributeError, LedgerError):
         raise Malformed("manifest.json has a missing or mistyped field") from None
     if not 0 <= manifest.first <= manifest.size:
         raise Malformed("manifest range is not 0 <= first <= size")
@@ -376,13 +435,18 @@ class BundleVerification:
 
 class BundleChecker(EventChecker):
     """EventChecker for entries shown at a level: data may be absent, disclosures are
-    plaintext, and streams may begin before the bundle's first leaf."""
+    plaintext, and streams may begin before the bundle's first leaf. What each entry shows
+    must also be what the manifest's disclosure level and scope allow."""
 
-    def __init__(self, report: Report, *, origin: str, log_public_key: bytes, first: int) -> None:
-        super().__init__(report, origin=origin, log_public_key=log_public_key)
-        self.first = first
+    def __init__(self, report: Report, *, log_public_key: bytes, manifest: Manifest) -> None:
+        super().__init__(report, origin=manifest.origin, log_public_key=log_public_key)
+        self.first = manifest.first
+        self.disclosure = manifest.disclosure
+        self.scope = frozenset(manifest.scope)
 
-    def feed_entry(self, where: str, entry: Entry) -> Header | None:
+    def feed_entry(self, where: str, entry: Entry) -> tuple[Header, bytes | None] | None:
+        """Check one entry. Returns its header and its data if the data matches the signed
+        digest (None otherwise), or None if the header does not parse."""
         r = self.report
         try:
             header = parse_header(entry.header)
@@ -399,7 +463,7 @@ class BundleChecker(EventChecker):
         data_ok = self._check_entry_data(where, header, entry)
         if permitted and data_ok and entry.data is not None:
             self._apply_actor_event(where, header, envelope)
-        return header
+        return header, entry.data if data_ok else None
 
     def _check_chain(self, where: str, header: Header) -> None:
         if header.stream not in self.streams and self.first > 0 and header.version > 1:
@@ -412,35 +476,64 @@ class BundleChecker(EventChecker):
         super()._check_chain(where, header)
 
     def _check_entry_data(self, where: str, header: Header, entry: Entry) -> bool:
+        r = self.report
         if entry.data is None:
             if entry.disclosures is not None:
-                self.report.fail("disclosures", where, "disclosures without the data")
+                r.fail("disclosures", where, "disclosures without the data")
+            if header.type in ACTOR_EVENTS:
+                r.fail("completeness", where, "an actor event must carry its data")
             return True
         if hashlib.sha256(entry.data).hexdigest() != header.data_digest:
-            self.report.fail("data digests", where, "data does not match the signed digest")
+            r.fail("data digests", where, "data does not match the signed digest")
             return False
-        self.report.ok("data digests")
-        self._check_plain_disclosures(where, entry)
+        r.ok("data digests")
+        if header.type not in ACTOR_EVENTS:
+            self._check_level(where, header)
+        if self.disclosure is Disclosure.PERSONAL or entry.disclosures is not None:
+            self._check_plain_disclosures(where, entry)
         return True
 
+    def _check_level(self, where: str, header: Header) -> None:
+        """Data of a non-actor event is shown only at level data or personal, in scope."""
+        if self.disclosure is Disclosure.NONE:
+            self.report.fail("disclosures", where, "data shown at disclosure level 'none'")
+        elif self.scope and header.service is not None and header.service not in self.scope:
+            self.report.fail(
+                "disclosures", where, f"data of service {header.service!r}, outside the scope"
+            )
+
     def _check_plain_disclosures(self, where: str, entry: Entry) -> None:
-        if not entry.disclosures:
-            return
+        """At level personal, an entry whose data seals fields shows an object of their
+        plaintext disclosures: all of them, or none (the subject was erased); otherwise
+        disclosures is null. Each disclosure hashes to its sealed digest."""
+        r = self.report
         try:
-            data = parse_canonical(entry.data or b"")
-            sealed = data.get(SEALED_KEY, {}) if isinstance(data, dict) else {}
+            sealed = entry.envelope.data().get(SEALED_KEY, {})
         except LedgerError as e:
-            self.report.fail("disclosures", where, e.diagnostics())
+            r.fail("disclosures", where, e.diagnostics())
             return
-        for name, plain in sorted(entry.disclosures.items()):
-            if not isinstance(sealed, dict) or sealed.get(name) != disclosure_digest(plain):
-                self.report.fail("disclosures", where, f"disclosure of {name!r} does not match")
+        if not isinstance(sealed, dict) or not all(isinstance(d, str) for d in sealed.values()):
+            r.fail("disclosures", where, f"{SEALED_KEY} is not an object of digests")
+            return
+        shown = entry.disclosures
+        if self.disclosure is not Disclosure.PERSONAL or not sealed:
+            if shown is not None:
+                r.fail("disclosures", where, "disclosures shown where none may be")
+            return
+        if shown is None:
+            r.fail("disclosures", where, "the sealed fields' disclosures are missing")
+            return
+        if shown and set(shown) != set(sealed):
+            r.fail("disclosures", where, "disclosures of some sealed fields are missing")
+        for name, plain in sorted(shown.items()):
+            if sealed.get(name) != disclosure_digest(plain):
+                r.fail("disclosures", where, f"disclosure of {name!r} does not match")
                 continue
             parsed = _disclosure(plain)
             if parsed is None or parsed[1] != name:
-                self.report.fail("disclosures", where, f"disclosure of {name!r} is malformed")
+                r.fail("disclosures", where, f"disclosure of {name!r} is malformed")
             else:
-                self.report.ok("disclosures")
+                r.ok("disclosures")
 
 
 def _disclosure(plain: bytes) -> list[Any] | None:
@@ -491,8 +584,8 @@ def _verify(
 ) -> None:
     r = result.report
     m = result.manifest = reader.manifest
-    r.ok("parse")
-    # 1-2. checkpoint: signed by the trusted log key, for this origin and range end
+    r.ok("parse")  # 1. the zip, the manifest (checked as it was read), and every line below
+    # 2. the checkpoint and the manifest are signed by the trusted log key
     try:
         cp, opened = note.open_checkpoint(reader.checkpoint, [trusted, *witnesses])
     except LedgerError as e:
@@ -505,23 +598,28 @@ def _verify(
         r.fail("completeness", "manifest.json", f"range ends at {m.size}, checkpoint at {cp.size}")
     else:
         r.ok("log signatures")
+    raw = reader.manifest_signature
     try:
+        signature = base64.b64decode(raw[:-1], validate=True)
+        if base64.b64encode(signature) + b"\n" != raw:
+            raise ValueError("manifest.sig is not base64 and a newline")
         verify_signature(
-            trusted.public_key,
-            MANIFEST_SIGNATURE_CONTEXT + reader.manifest_bytes,
-            base64.b64decode(reader.manifest_signature.rstrip(b"\n"), validate=True),
+            trusted.public_key, MANIFEST_SIGNATURE_CONTEXT + reader.manifest_bytes, signature
         )
         r.ok("log signatures")
     except (LedgerError, ValueError):
         r.fail("log signatures", "manifest.sig", "the manifest is not signed by the log key")
+    if not (m.previous_size == m.first or (m.previous_size is None and m.first == 0)):
+        r.fail("completeness", "manifest.json", "previous_size is neither first nor null from 0")
+    # 3. witnesses' cosignatures
     _check_witnesses(r, opened, trusted, witnesses, quorum)
-    # 3. consistency with the recipient's previous checkpoint
+    # 4. consistency: of the tree of size `first` with the checkpoint, and of the previous one
     left = reader.hashes("left-border.txt")
     _check_consistency(r, reader, m, cp, previous, trusted, left)
-    # 4-10. every entry, in order; the root recomputed from the left border and the leaves
-    checker = BundleChecker(r, origin=m.origin, log_public_key=trusted.public_key, first=m.first)
-    _check_context(r, reader, checker, cp)
-    _check_entries(r, reader, checker, cp, m, left, result)
+    # 5-11. every entry, in order; the root recomputed from the left border and the leaves
+    checker = BundleChecker(r, log_public_key=trusted.public_key, manifest=m)
+    context = _check_context(r, reader, checker, cp)
+    _check_entries(r, reader, checker, cp, m, left, result, context)
     if m.first == m.size:
         r.notes["completeness"] = "the bundle's range is empty: nothing to verify"
         r.fail("completeness", "manifest.json", "empty range: this bundle proves nothing")
@@ -563,54 +661,60 @@ def _check_consistency(
     trusted: note.NoteVerifierKey,
     left: tuple[merkle.Hash, ...],
 ) -> None:
+    """consistency.txt proves the tree of size `first` (its root rebuilt from the left
+    border) a prefix of the checkpoint's; a previous checkpoint must be that tree."""
     try:
         left_root = merkle.root_from_border(m.first, left)
     except LedgerError:
         r.fail("inclusion", "left-border.txt", f"not the border of a tree of size {m.first}")
         return
+    against = f"the tree of size {m.first} (the left border)"
     if previous is None:
         r.notes["consistency"] = "no previous checkpoint given"
-        return
-    try:
-        prev, _ = note.open_checkpoint(previous, [trusted])
-    except LedgerError as e:
-        r.fail("consistency", "previous checkpoint", e.diagnostics())
-        return
-    if prev.origin != cp.origin:
-        r.fail("consistency", "previous checkpoint", "another log's checkpoint")
-        return
-    if prev.size != m.first:
-        r.fail(
-            "completeness",
-            "manifest.json",
-            f"the range starts at {m.first}, not at the previous checkpoint's {prev.size}:"
-            " leaves would be skipped or repeated",
-        )
-    if prev.size and left_root != prev.root_hash and prev.size == m.first:
-        r.fail("consistency", "left-border.txt", "left border does not match the previous root")
-        return
-    try:
-        if prev.size == cp.size:
-            if prev.root_hash != cp.root_hash:
-                raise VerificationError("same size, different root")
-        elif prev.size > 0:
-            merkle.check_consistency(
-                reader.hashes("consistency.txt"), prev.size, cp.size, prev.root_hash, cp.root_hash
+    else:
+        try:
+            prev, _ = note.open_checkpoint(previous, [trusted])
+        except LedgerError as e:
+            r.fail("consistency", "previous checkpoint", e.diagnostics())
+            return
+        if prev.origin != cp.origin:
+            r.fail("consistency", "previous checkpoint", "another log's checkpoint")
+            return
+        if prev.size != m.first:
+            r.fail(
+                "completeness",
+                "manifest.json",
+                f"the range starts at {m.first}, not at the previous checkpoint's {prev.size}:"
+                " leaves would be skipped or repeated",
             )
+            return
+        if left_root != prev.root_hash:
+            r.fail("consistency", "left-border.txt", "left border does not match the previous root")
+            return
+        against = f"the previous one ({prev.size})"
+    proof = reader.hashes("consistency.txt")
+    try:
+        if m.first == 0:
+            if proof:
+                raise VerificationError("no proof is needed from the empty tree")
+        else:
+            merkle.check_consistency(proof, m.first, cp.size, left_root, cp.root_hash)
         r.ok("consistency")
     except LedgerError:
         r.fail(
             "consistency",
             "consistency.txt",
-            f"checkpoint {cp.size} is not consistent with the previous one ({prev.size})",
+            f"checkpoint {cp.size} is not consistent with {against}",
         )
 
 
 def _check_context(
     r: Report, reader: BundleReader, checker: BundleChecker, cp: note.Checkpoint
-) -> None:
-    last = -1
+) -> int:
+    """Actor events before the range, each proven included; returns how many lines."""
+    last, count = -1, 0
     for entry in reader.entries("context.jsonl"):
+        count += 1
         where = f"context leaf {entry.leaf}"
         if entry.leaf <= last or entry.leaf >= reader.manifest.first or entry.proof is None:
             r.fail("completeness", where, "context entries must precede the range, in order")
@@ -624,7 +728,10 @@ def _check_context(
         except LedgerError:
             r.fail("inclusion", where, "inclusion proof does not verify")
             continue
-        checker.feed_entry(where, entry)
+        fed = checker.feed_entry(where, entry)
+        if fed is not None and fed[0].type not in ACTOR_EVENTS:
+            r.fail("completeness", where, "context entries must be actor events")
+    return count
 
 
 def _check_entries(
@@ -635,26 +742,36 @@ def _check_entries(
     m: Manifest,
     left: tuple[merkle.Hash, ...],
     result: BundleVerification,
+    context: int,
 ) -> None:
     if len(left) != m.first.bit_count():
         r.fail("inclusion", "left-border.txt", f"not the border of a tree of size {m.first}")
         return
     border: list[merkle.Hash] = list(left)
     expected = m.first
+    counts = {"context": context, "disclosures": 0, "entries": 0, "with_data": 0}
     for entry in reader.entries():
         where = f"leaf {entry.leaf}"
         if entry.leaf != expected:
             r.fail("completeness", where, f"expected leaf {expected}: leaves skipped or repeated")
             return
-        header = checker.feed_entry(where, entry)
+        if entry.proof is not None:
+            r.fail("completeness", where, "a range entry carries no proof")
+        fed = checker.feed_entry(where, entry)
         border, _ = merkle.append_leaves(expected, border, [merkle.leaf_hash(entry.header)])
         expected += 1
-        if header is not None:
-            result.events.append((header, entry.data))
+        counts["entries"] += 1
+        counts["with_data"] += entry.data is not None
+        counts["disclosures"] += len(entry.disclosures or {})
+        if fed is not None:
+            result.events.append(fed)
     if expected != m.size:
         r.fail("completeness", "entries.jsonl", f"{m.size - expected} leaves missing at the end")
         return
-    r.ok("completeness", m.size - m.first)
+    if counts != m.counts:
+        r.fail("completeness", "manifest.json", f"counts {m.counts}, but the bundle has {counts}")
+    else:
+        r.ok("completeness", m.size - m.first)
     if merkle.root_from_border(m.size, border) != cp.root_hash:
         r.fail(
             "inclusion",

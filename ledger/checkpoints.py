@@ -91,10 +91,11 @@ def add_cosignatures(
     mine = [line for line in lines if line.split(" ")[1:2] == [witness.name]]
     if not mine:
         raise ValidationError(f"no cosignature line from witness {witness.name!r} in the file")
-    added = 0
-    for line in mine:
+    for line in mine:  # every line verifies, or none is stored
         note.verify_cosignature(body, line, witness)
-        with storage_errors(app.store_url):
+    added = 0
+    with storage_errors(app.store_url):
+        for line in mine:
             added += app.store.add_cosignature(target.size, line)
     return target.size, added
 

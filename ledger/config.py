@@ -71,11 +71,13 @@ def load_config(directory: Path) -> LedgerConfig:
             f"no ledger in {directory} (no {CONFIG_NAME}); run 'calm-ledger init' or pass --dir"
         )
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
         origin, db = str(raw["origin"]), str(raw["db"])
         key = base64.b64decode(str(raw["log_public_key"]), validate=True)
-    except (tomllib.TOMLDecodeError, KeyError, ValueError, UnicodeDecodeError) as e:
+    except (tomllib.TOMLDecodeError, KeyError, ValueError, RecursionError) as e:
         raise ValidationError(f"{path} is not a valid calm-ledger config: {e}") from None
+    except OSError as e:
+        raise ValidationError(f"cannot read {path}: {e.strerror or e}") from None
     if len(key) != 32:
         raise ValidationError(f"{path}: log_public_key must be a 32-byte Ed25519 key")
     check_origin(origin)

@@ -13,6 +13,7 @@ import orjson
 from ledger import merkle, note
 from ledger.app import LedgerApp, storage_errors
 from ledger.bundle import (
+    ACTOR_EVENTS,
     MANIFEST_SIGNATURE_CONTEXT,
     BundleWriter,
     Disclosure,
@@ -23,8 +24,6 @@ from ledger.bundle import (
 from ledger.checkpoints import StoredCheckpoint, stored_checkpoints
 from ledger.envelope import SEALED_KEY, Envelope, Header, decode_envelope, decrypt_disclosure
 from ledger.errors import NotFound, ValidationError
-
-ACTOR_EVENTS = ("actor.enrolled", "actor.rekeyed", "actor.revoked")
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,7 @@ EVENT_MODULES = (
     "domain.plans",
     "domain.authorisations",
     "domain.incidents",
+    "domain.reports",
     "ledger.actors",
     "ledger.erasure",
 )

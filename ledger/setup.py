@@ -66,6 +66,8 @@ def init_ledger(
         if new_file and store_url.sqlite_path is not None:
             _remove_sqlite(store_url.sqlite_path)  # leave nothing behind
         raise
+    if store_url.sqlite_path is not None:
+        store_url.sqlite_path.chmod(0o600)  # it holds every subject's data key
     config.keys_dir.mkdir(parents=True, exist_ok=True)
     write_keystore(config.keystore(LOG_ACTOR), LOG_ACTOR, log_key, log_passphrase, cost=cost)
     write_keystore(config.keystore(admin), admin, admin_key, admin_passphrase, cost=cost)

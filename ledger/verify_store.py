@@ -54,7 +54,7 @@ def _check_leaves(report: Report, store: object, checker: EventChecker) -> bytea
             report.fail("leaves", where, f"leaf index {expected} is missing (gap)")
         expected = row.leaf_index + 1
         if row.event is None:
-            report.fail("leaves", where, "the event of this leaf is missing")
+            report.fail("leaves", where, row.damage or "the event of this leaf is missing")
             leaf_hashes += bytes(32)
             continue
         header = checker.feed(where, row.event.state)
@@ -66,6 +66,8 @@ def _check_leaves(report: Report, store: object, checker: EventChecker) -> bytea
             row.event.originator_version,
         ):
             report.fail("leaves", where, "header names another stream or version than its row")
+        elif row.event.topic != header.type:
+            report.fail("leaves", where, f"row type {row.event.topic!r} is not the signed type")
         else:
             report.ok("leaves")
         leaf_hashes += merkle.leaf_hash(header.raw)

@@ -92,7 +92,10 @@ def parse_store_url(url: str, *, base: Path | None = None) -> StoreURL:
 
 
 def _parse_postgres(url: str) -> StoreURL:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:
+        raise ValidationError(f"store URL {url!r} is malformed: {e}") from None
     dbname = parts.path.lstrip("/")
     if not parts.hostname or not dbname:
         raise ValidationError(f"store URL {url!r} needs a host and a database name")

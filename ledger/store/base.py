@@ -25,7 +25,7 @@ from eventsourcing.persistence import StoredEvent
 
 from ledger import merkle
 from ledger.envelope import decode_envelope
-from ledger.errors import NotFound, ValidationError
+from ledger.errors import NotFound, ValidationError, VerificationError
 
 APPEND_ONLY_TABLES = (
     "ledger_meta",
@@ -44,6 +44,7 @@ class LeafRow:
     leaf_index: int
     notification_id: int
     event: StoredEvent | None
+    damage: str | None = None  # why the event row could not be read, if it could not
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def pack_border(border: Sequence[bytes]) -> bytes:
 
 def unpack_border(raw: bytes) -> tuple[bytes, ...]:
     if len(raw) % merkle.HASH_SIZE:
-        raise AssertionError("stored border is not a whole number of hashes")
+        raise VerificationError("a stored log head's border is damaged", step="tree")
     return tuple(raw[i : i + merkle.HASH_SIZE] for i in range(0, len(raw), merkle.HASH_SIZE))
 
 
@@ -171,15 +172,20 @@ class LedgerTables:
             position = int(rows[-1]["leaf_index"]) + 1
 
     def _leaf_row(self, row: Any) -> LeafRow:
-        event = None
-        if row["state"] is not None:
-            event = StoredEvent(
-                originator_id=_uuid(row["originator_id"]),
-                originator_version=int(row["originator_version"]),
-                topic=row["topic"],
-                state=bytes(row["state"]),
-            )
-        return LeafRow(int(row["leaf_index"]), int(row["notification_id"]), event)
+        index, nid = int(row["leaf_index"]), int(row["notification_id"])
+        if row["state"] is None:
+            return LeafRow(index, nid, None)
+        try:
+            stream = _uuid(row["originator_id"])
+        except VerificationError as e:
+            return LeafRow(index, nid, None, damage=str(e))
+        event = StoredEvent(
+            originator_id=stream,
+            originator_version=int(row["originator_version"]),
+            topic=row["topic"],
+            state=bytes(row["state"]),
+        )
+        return LeafRow(index, nid, event)
 
     def leaf_of(self, stream: UUID, version: int) -> int | None:
         """The leaf index of the event at (stream, version), if it is in the log."""
@@ -237,9 +243,10 @@ class LedgerTables:
                 yield row
 
     def heads(self) -> list[Head]:
+        """Every stored head; a damaged border reads as empty, so verify reports it."""
         with self.transaction(commit=False) as c:
             c.execute(self.sql("SELECT size, border FROM {log_heads} ORDER BY size"))
-            return [Head(int(r["size"]), unpack_border(bytes(r["border"]))) for r in c.fetchall()]
+            return [Head(int(r["size"]), _lenient_border(bytes(r["border"]))) for r in c.fetchall()]
 
     def header_digest(self, stream: UUID, version: int) -> bytes:
         stored = self._select_event(stream, version)
@@ -390,8 +397,22 @@ class LedgerTables:
         return row is not None and row["data_key"] is None
 
 
+def _lenient_border(raw: bytes) -> tuple[bytes, ...]:
+    try:
+        return unpack_border(raw)
+    except VerificationError:
+        return ()
+
+
 def _uuid(value: object) -> UUID:
-    return value if isinstance(value, UUID) else UUID(str(value))
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise VerificationError(
+            f"stored stream id {value!r} is not a UUID", step="leaves"
+        ) from None
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
