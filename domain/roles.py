@@ -61,6 +61,9 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "incident.debrief-declined": _RECORDERS,
     "incident.signed-off": frozenset({_M}),  # only a manager signs off
     "incident.corrected": _RECORDERS,
+    "report.issued": _LEADS,  # admin, safeguarding lead, manager
+    "schedule.added": frozenset({_A, _L}),
+    "schedule.removed": frozenset({_A, _L}),
 }
 
 

@@ -133,6 +133,26 @@ def compute_metrics(
     ]
 
 
+def range_metrics(
+    state: State,
+    *,
+    service_id: str | None,
+    start: date,
+    end: date,
+    label: str,
+    windows: DebriefWindows = DEFAULT_WINDOWS,
+) -> PeriodMetrics:
+    """The metrics of one arbitrary date range taken as a single period (a report's
+    headline, a baseline): the same definitions as `compute_metrics`."""
+    if end < start:
+        raise ValidationError(f"the range ends ({end}) before it starts ({start})")
+    if service_id is not None and not _known_service(state, service_id):
+        raise NotFound(f"no service {service_id!r} in the ledger")
+    found = [i for i in state.incidents_of(service_id) if start <= incident_date(i) <= end]
+    occupancy = _occupancy_by_service(state.occupancy.values(), service_id)
+    return _metrics(label, start, end, found, occupancy, service_id, windows)
+
+
 def incident_date(incident: IncidentView) -> date:
     """The date an incident belongs to: the UTC calendar date of its start."""
     return incident.start.astimezone(UTC).date()
