@@ -39,7 +39,7 @@ ACTORS = (
     ("quinn", Role.AUTHORISER),
     ("sam", Role.RECORDER),
 )
-STEPS = 9
+STEPS = 10
 
 
 @click.command()
@@ -135,6 +135,10 @@ def demo(directory: Path, size: str, seed: int) -> None:
     checkpoint = sign_checkpoint(app, ORIGIN, made.log_key)
     click.echo(f"  checkpoint: size {checkpoint.size}, root {checkpoint.checkpoint.root_hash}")
 
+    step("issuing the board's governance report for October 2026 (a signed event)")
+    paths = _report(app, keys["lee"], made.log_key.public_key, checkpoint, directory / "reports")
+    click.echo(f"  {paths[0]}  (and {len(paths) - 1} more formats)")
+
     step("a regulator's witness checks and cosigns it")
     witness = SigningKey(rng.randbytes(32))
     line = note.cosign_with(
@@ -171,6 +175,7 @@ def demo(directory: Path, size: str, seed: int) -> None:
         "spc rate_per_1000 --service ward-3 --from 2025-11-01 --to 2026-10-31",
         "compliance --overdue --as-of 2026-11-08T00:00Z",
         f"audit person {outcome.revised_person}",
+        f"report verify {paths[-1]}",
         "verify",
     ):
         click.echo(f"  calm-ledger --dir {directory} {command}")
@@ -229,6 +234,35 @@ def _summary(state: Any, as_of: Any) -> None:
 
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def _report(
+    app: LedgerApp, lead: SigningKey, log_public_key: bytes, checkpoint: Any, out: Path
+) -> list[Path]:
+    from uuid import UUID
+
+    from cli.report_cmds import parse_formats
+    from ledger.reporting import ReportingService
+    from projections.issuing import (
+        ReportOptions,
+        anchor_of,
+        issue_report,
+        prepare_out_dir,
+        render_report,
+        report_parameters,
+        state_at,
+    )
+    from projections.schedules import parse_period
+
+    issuer = ReportingService(app, Signer("lee", lead), log_public_key)
+    options = ReportOptions("ward-3", parse_formats("html,md,csv,json"), 20, False)
+    state = state_at(app, checkpoint.size)
+    parameters = report_parameters(state, options, parse_period("2026-10"), True)
+    prepare_out_dir(out)
+    report_id = UUID(int=checkpoint.size, version=4)  # deterministic for a seed
+    anchor = anchor_of(checkpoint)
+    rendered = render_report(state, report_id, parameters, anchor, options.formats)
+    return list(issue_report(issuer, report_id, parameters, anchor, rendered, out))
 
 
 def _export(app: LedgerApp, log_key: SigningKey, out: Path) -> None:
