@@ -80,7 +80,15 @@ def _slow_catch_up(db: str, directory: str) -> None:
     """Catch up one event per transaction, slowly enough to be killed part-way."""
     app = open_app(parse_store_url(db, base=Path(directory)))
     read = ReadStore(app.store_url)
-    catch_up(app, read, batch=1, progress=lambda _n: time.sleep(0.01))
+    catch_up(app, read, batch=1, progress=lambda _n: time.sleep(0.05))
+
+
+def _position(ledger: Ledger) -> int:
+    read = ReadStore(ledger.store_url)
+    try:
+        return read.position()
+    finally:
+        read.close()
 
 
 def test_killed_catch_up_resumes_without_double_counting(ledger: Ledger) -> None:
@@ -90,17 +98,18 @@ def test_killed_catch_up_resumes_without_double_counting(ledger: Ledger) -> None
     size = app.store.head().size
     ctx = multiprocessing.get_context("spawn")
     positions = []
-    for delay in (1.2, 1.6, 2.0):
+    for extra in (1, 5, 9):  # kill at different points, each after some progress
+        start = _position(ledger)
         child = ctx.Process(target=_slow_catch_up, args=(ledger.db, str(ledger.directory)))
         child.start()
-        time.sleep(delay)
+        deadline = time.monotonic() + 60
+        while _position(ledger) < start + extra and time.monotonic() < deadline:
+            time.sleep(0.01)
         if child.pid is not None and child.is_alive():
             os.kill(child.pid, signal.SIGKILL)
         child.join()
-        read = ReadStore(ledger.store_url)
-        positions.append(read.position())
-        read.close()
-    assert any(0 < p < size for p in positions), positions  # really killed part-way
+        positions.append(_position(ledger))
+    assert all(0 < p < size for p in positions), positions  # really killed part-way
     read = ReadStore(ledger.store_url)
     catch_up(app, read)
     resumed = snapshot(read)
