@@ -158,6 +158,13 @@ def _baseline(text: str | None) -> tuple[int, int] | None:
 @click.option("--service")
 @click.option("--open", "only_open", is_flag=True, help="Only findings not yet due.")
 @click.option("--overdue", "only_overdue", is_flag=True, help="Only overdue findings.")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=90,
+    show_default=True,
+    help="Look at incidents that started in this many days before --as-of.",
+)
 @format_option
 @pass_context
 def compliance(
@@ -166,17 +173,19 @@ def compliance(
     service: str | None,
     only_open: bool,
     only_overdue: bool,
+    days: int,
     fmt: str | None,
 ) -> None:
     """Compliance findings under each service's jurisdiction profiles. The same events and
     the same --as-of always give the same findings.
 
-    Example: calm-ledger compliance --overdue --as-of 2026-11-01T00:00Z
+    Example: calm-ledger compliance --overdue --as-of 2026-11-01T00:00Z --days 365
     """
     from projections.compliance import Status, evaluate
 
-    state = ctx.read_model().load_state(service_id=service)
     when = parse_time(as_of, "--as-of") if as_of else now()
+    since = (when - timedelta(days=days)).date().isoformat()
+    state = ctx.read_model().load_state(service_id=service, start=since)
     findings = evaluate(state, when, service_id=service)
     wanted = {Status.OPEN} if only_open else {Status.OVERDUE} if only_overdue else None
     rows = [
