@@ -136,3 +136,24 @@ def test_tree_matches_recomputation_after_many_appends(ledger: Ledger) -> None:
     )
     app.close()
     assert verified(ledger)
+
+
+def test_a_long_lived_writer_keeps_a_bounded_key_cache(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledger.store import base
+
+    monkeypatch.setattr(base, "KEY_CACHE_SUBJECTS", 8)
+    app = ledger.open()
+    service = ledger.service(app)
+    for i in range(30):
+        service.register_person(f"P-{i:04d}", "ward-2", full_name=f"Person {i}")
+    store = app.store
+    assert len(store._key_cache) + len(store._keyless) <= 8 + 1
+    (first,) = list(app.events.get(person_stream("P-0000")))  # evicted, read again
+    assert first.full_name == "Person 0"  # type: ignore[attr-defined]
+    service.erase_subject("P-0001", "retention period ended")
+    with pytest.raises(ValidationError):
+        service.erase_subject("P-0001", "again")
+    app.close()
+    assert verified(ledger)

@@ -27,6 +27,8 @@ from ledger import merkle
 from ledger.envelope import decode_envelope
 from ledger.errors import NotFound, ValidationError, VerificationError
 
+KEY_CACHE_SUBJECTS = 50_000  # subjects whose data keys a process keeps in memory
+
 APPEND_ONLY_TABLES = (
     "ledger_meta",
     "merkle_leaves",
@@ -326,7 +328,11 @@ class LedgerTables:
 
     def prefetch_keys(self, subjects: Iterable[str]) -> None:
         """Load many subjects' keys in one query (before sealing a batch of events)."""
-        wanted = sorted(set(subjects) - set(self._key_cache) - self._keyless)
+        cache, keyless = self._key_cache, self._keyless
+        wanted = sorted({s for s in subjects if s not in cache and s not in keyless})
+        if not wanted:
+            return  # all known: no read transaction
+        self._bound_key_cache(len(wanted))
         with self.transaction(commit=False) as c:
             for chunk in _chunks(wanted, 500):
                 marks = ", ".join("?" for _ in chunk)
@@ -343,6 +349,20 @@ class LedgerTables:
                     else:  # None: a tombstone left by erasure
                         key = found[subject]
                         self._key_cache[subject] = None if key is None else bytes(key)
+
+    def _bound_key_cache(self, incoming: int) -> None:
+        """Keep a long-lived writer's memory flat: past the limit, forget the older three
+        quarters of the cached subjects (read again if needed), never one whose new key is not
+        stored yet. Amortised O(1) per subject."""
+        if len(self._key_cache) + len(self._keyless) + incoming <= KEY_CACHE_SUBJECTS:
+            return
+        pinned = self._new_subjects | self._used_keys.keys()
+        keep = KEY_CACHE_SUBJECTS // 4
+        old = list(self._key_cache)
+        for subject in old[: max(0, len(old) - keep)]:
+            if subject not in pinned:
+                del self._key_cache[subject]
+        self._keyless = set()
 
     def store_used_keys(self, cursor: Any) -> None:
         """Inside the events transaction: insert the keys made for new subjects.
