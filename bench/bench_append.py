@@ -195,17 +195,27 @@ def run_ledger(url: str, root: Path, n: int, batch: int, *, tree: bool = True) -
 
 @contextmanager
 def tree_switched_off(tables: LedgerTables) -> Iterator[None]:
-    """Price the tree: appends skip the leaves, nodes and head, but still store the subject
-    data keys (which `LedgerTables.append_leaves` also does), so only the tree is left out."""
+    """Price the tree: appends skip the leaves, nodes and head, but still check the signer and
+    store the subject data keys (which the tree's step also does), so only the tree is left out.
+    (PostgreSQL still sends the head read, in the round trip it shares with the insert.)"""
+
+    def keys_only_after_head(cursor: Any, head: Any, events: Any, ids: Any) -> None:
+        keys = tables.take_used_keys()
+        if keys:
+            insert = "INSERT INTO {subject_keys} (subject, data_key) VALUES (?, ?)"
+            cursor.executemany(tables.sql(insert), keys)
 
     def keys_only(cursor: Any, events: Sequence[StoredEvent], ids: Sequence[int]) -> None:
-        tables.store_used_keys(cursor)
+        tables.check_signer_unchanged(cursor, events)
+        keys_only_after_head(cursor, None, events, ids)
 
     tables.append_leaves = keys_only  # type: ignore[method-assign]
+    tables.write_tree = keys_only_after_head  # type: ignore[method-assign]
     try:
         yield
     finally:
         del tables.append_leaves
+        del tables.write_tree
 
 
 def run_verify(url: str, root: Path, n: int) -> tuple[float, int]:

@@ -19,6 +19,7 @@ __all__ = [
     "ProofError",
     "RuleViolated",
     "SignatureInvalid",
+    "SignerChanged",
     "StorageUnavailable",
     "ValidationError",
     "VerificationError",
@@ -39,6 +40,10 @@ class NotFound(ValidationError):
 
 class Conflict(LedgerError):
     """Someone else wrote to the same stream first; reload and try again."""
+
+
+class SignerChanged(Conflict):
+    """The signer's actor was re-keyed, revoked or changed by another writer mid-append."""
 
 
 class EnvironmentProblem(LedgerError):

@@ -19,7 +19,7 @@ from domain.roles import Role, check_may_sign
 from ledger.actors import LOG_ACTOR, Actor, actor_id
 from ledger.app import LedgerApp, storage_errors
 from ledger.erasure import SubjectErasure, erasure_id
-from ledger.errors import NotFound, ValidationError
+from ledger.errors import NotFound, SignerChanged, ValidationError
 from ledger.keys import actor_key_id
 from ledger.mapper import Signer
 
@@ -82,6 +82,16 @@ class LedgerService:
 
         Callers that write anything else first (a new keystore) ask before they do.
         """
+        loaded_before = self._signer_state is not None
+        try:
+            self._check_may_sign(event_types)
+        except PermissionDenied:
+            if not loaded_before:
+                raise
+            self._signer_state = None  # a role granted meanwhile by another process counts
+            self._check_may_sign(event_types)
+
+    def _check_may_sign(self, event_types: Iterable[str]) -> None:
         roles = self._signer_roles()
         for event_type in event_types:
             check_may_sign(self.signer.actor, roles, event_type)
@@ -96,18 +106,36 @@ class LedgerService:
         pending: list[DomainEvent] = [e for a in batch for e in a.pending_events]  # type: ignore[misc]
         self.authorise(*{event.TYPE for event in pending})
         subjects = {e.scope_subject() for e in pending if e.PERSONAL}
+        store = self.app.store
         with storage_errors(self.app.store_url):
-            self.app.store.prefetch_keys(s for s in subjects if s is not None)
-        with storage_errors(self.app.store_url), self.app.envelope_mapper.signing_as(self.signer):
-            self.app.save(*batch)
+            store.prefetch_keys(s for s in subjects if s is not None)
+        state = self._signer_state
+        as_of = (None, 0) if state is None else (actor_id(state.name), state.version)
+        try:
+            with (
+                storage_errors(self.app.store_url),
+                self.app.envelope_mapper.signing_as(self.signer),
+                store.signer_as_of(*as_of),
+            ):
+                self.app.save(*batch)
+        except SignerChanged:
+            self._signer_state = None  # the next save reloads it
+            self._signer_roles()  # says why, if the signer may no longer sign at all
+            raise
 
     def _signer_roles(self) -> frozenset[Role]:
-        """The signer's roles now, after checking its key is current and not revoked."""
+        """The signer's roles, after checking its key is current and not revoked.
+
+        Checked against the actor as last loaded; the append itself then fails if the actor's
+        stream has moved on since (`LedgerTables.signer_as_of`).
+        """
         if self.signer.actor == LOG_ACTOR:
             if self.signer.key.public_key != self.log_public_key:
                 raise PermissionDenied("this key is not the ledger's log key")
             return frozenset({Role.LOG})
-        actor = self._current_signer_state()
+        return self._roles_of(self._current_signer_state())
+
+    def _roles_of(self, actor: Actor) -> frozenset[Role]:
         if actor.revoked:
             raise PermissionDenied(f"actor {actor.name!r} is revoked and may not sign")
         if actor.key_id != self.signer.key.key_id:
@@ -118,19 +146,12 @@ class LedgerService:
         return frozenset(actor.roles)
 
     def _current_signer_state(self) -> Actor:
-        """The signer's actor, reloaded only when its stream has grown (one cheap query)."""
-        cached = self._signer_state
-        if cached is not None:
-            with storage_errors(self.app.store_url):
-                newer = self.app.recorder.select_events(
-                    actor_id(cached.name), gt=cached.version, limit=1
-                )
-            if not newer:
-                return cached
-        try:
-            self._signer_state = self.actor(self.signer.actor)
-        except NotFound:
-            raise PermissionDenied(f"actor {self.signer.actor!r} is not enrolled") from None
+        """The signer's actor as last loaded (loaded once per service)."""
+        if self._signer_state is None:
+            try:
+                self._signer_state = self.actor(self.signer.actor)
+            except NotFound:
+                raise PermissionDenied(f"actor {self.signer.actor!r} is not enrolled") from None
         return self._signer_state
 
     def _exists(self, aggregate_id: UUID) -> bool:

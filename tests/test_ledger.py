@@ -11,7 +11,7 @@ from domain.people import person_stream
 from domain.roles import Role
 from ledger import merkle
 from ledger.envelope import decode_envelope
-from ledger.errors import ValidationError
+from ledger.errors import Conflict, ValidationError
 from ledger.keys import SigningKey
 from ledger.verify_store import verify_store
 from tests.conftest import ORIGIN, Ledger
@@ -156,4 +156,71 @@ def test_a_long_lived_writer_keeps_a_bounded_key_cache(
     with pytest.raises(ValidationError):
         service.erase_subject("P-0001", "again")
     app.close()
+    assert verified(ledger)
+
+
+def test_a_long_lived_writer_is_stopped_by_a_revocation_made_elsewhere(ledger: Ledger) -> None:
+    writer_app, admin_app = ledger.open(), ledger.open()
+    key = ledger.enrol(admin_app, "lee", Role.SAFEGUARDING_LEAD)
+    writer = ledger.service(writer_app, "lee", key)
+    writer.register_person("P-010", "ward-1")  # loads and caches lee's actor state
+    ledger.service(admin_app).revoke_actor("lee", "left the organisation")
+    size = admin_app.store.head().size
+    with pytest.raises(PermissionDenied, match="revoked"):
+        writer.register_person("P-011", "ward-1")
+    assert admin_app.store.head().size == size
+    writer_app.close()
+    admin_app.close()
+    assert verified(ledger)
+
+
+def test_a_long_lived_writer_is_stopped_by_a_rekey_made_elsewhere(ledger: Ledger) -> None:
+    writer_app, admin_app = ledger.open(), ledger.open()
+    key = ledger.enrol(admin_app, "lee", Role.SAFEGUARDING_LEAD)
+    writer = ledger.service(writer_app, "lee", key)
+    writer.register_person("P-012", "ward-1")
+    ledger.service(admin_app).rekey_actor("lee", SigningKey.generate().public_key, "lost laptop")
+    size = admin_app.store.head().size
+    with pytest.raises(PermissionDenied, match="not the current key"):
+        writer.register_person("P-013", "ward-1")
+    assert admin_app.store.head().size == size
+    writer_app.close()
+    admin_app.close()
+
+
+def test_the_signer_check_runs_inside_the_write(ledger: Ledger) -> None:
+    """Revoked between the service's check and the write: the append itself refuses."""
+    writer_app, admin_app = ledger.open(), ledger.open()
+    key = ledger.enrol(admin_app, "lee", Role.SAFEGUARDING_LEAD)
+    writer = ledger.service(writer_app, "lee", key)
+    writer.register_person("P-014", "ward-1")
+    writer.authorise = lambda *types: None  # type: ignore[method-assign]  # the check passed…
+    ledger.service(admin_app).revoke_actor("lee", "left the organisation")  # …then this
+    size = admin_app.store.head().size
+    with pytest.raises(PermissionDenied, match="revoked"):
+        writer.register_person("P-015", "ward-1")
+    assert admin_app.store.head().size == size
+    writer_app.close()
+    admin_app.close()
+    assert verified(ledger)
+
+
+def test_a_writer_whose_actor_changed_but_is_still_valid_is_told_to_retry(
+    ledger: Ledger,
+) -> None:
+    writer_app, admin_app = ledger.open(), ledger.open()
+    key = ledger.enrol(admin_app, "lee", Role.SAFEGUARDING_LEAD)
+    writer = ledger.service(writer_app, "lee", key)
+    writer.register_person("P-016", "ward-1")
+    admin = ledger.service(admin_app)
+    admin.rekey_actor("lee", SigningKey.generate().public_key, "rotation")
+    admin.rekey_actor("lee", key.public_key, "rotation undone")  # valid again, stream moved on
+    size = admin_app.store.head().size
+    with pytest.raises(Conflict, match="changed while this was being recorded"):
+        writer.register_person("P-017", "ward-1")
+    assert admin_app.store.head().size == size
+    writer.register_person("P-017", "ward-1")  # reloaded: the retry is written
+    assert admin_app.store.head().size == size + 1
+    writer_app.close()
+    admin_app.close()
     assert verified(ledger)

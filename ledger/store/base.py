@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -25,7 +26,7 @@ from eventsourcing.persistence import StoredEvent
 
 from ledger import merkle
 from ledger.envelope import decode_envelope
-from ledger.errors import NotFound, ValidationError, VerificationError
+from ledger.errors import NotFound, SignerChanged, ValidationError, VerificationError
 
 KEY_CACHE_SUBJECTS = 50_000  # subjects whose data keys a process keeps in memory
 
@@ -79,6 +80,7 @@ class LedgerTables:
         self._keyless: set[str] = set()  # subjects known to have no key row yet
         self._new_subjects: set[str] = set()  # keys made here, not yet stored
         self._keys_in_flight: set[str] = set()  # being stored by the current append
+        self._signer_guard: tuple[UUID, int] | None = None  # see signer_as_of
 
     def table(self, name: str) -> str:
         return name
@@ -96,28 +98,98 @@ class LedgerTables:
     def append_leaves(self, cursor: Any, events: Sequence[StoredEvent], ids: Sequence[int]) -> None:
         """Add the events as leaves, store new complete subtrees and the new head; store the
         data keys their disclosures were sealed under."""
-        self.store_used_keys(cursor)
+        self.check_signer_unchanged(cursor, events)
         head = self.read_head(cursor)
+        self.write_tree(cursor, head, events, ids)
+
+    def write_tree(
+        self, cursor: Any, head: Head, events: Sequence[StoredEvent], ids: Sequence[int]
+    ) -> None:
+        """Everything the append adds beside the events, given the head read under the lock."""
         ordered = sorted(zip(ids, events, strict=True), key=lambda pair: pair[0])
-        ids = [nid for nid, _ in ordered]
         leaf_hashes = [merkle.leaf_hash(decode_envelope(e.state).header_bytes) for _, e in ordered]
         border, nodes = merkle.append_leaves(head.size, head.border, leaf_hashes)
-        cursor.executemany(
-            self.sql("INSERT INTO {merkle_leaves} (leaf_index, notification_id) VALUES (?, ?)"),
-            [(head.size + i, nid) for i, nid in enumerate(ids)],
-        )
-        cursor.executemany(
-            self.sql("INSERT INTO {merkle_nodes} (level, idx, hash) VALUES (?, ?, ?)"),
+        self.insert_tree_rows(
+            cursor,
+            [(head.size + i, nid) for i, (nid, _) in enumerate(ordered)],
             [(level, idx, bytes(h)) for level, idx, h in nodes],
-        )
-        cursor.execute(
-            self.sql("INSERT INTO {log_heads} (size, border) VALUES (?, ?)"),
             (head.size + len(events), pack_border(border)),
         )
 
+    def insert_tree_rows(
+        self,
+        cursor: Any,
+        leaves: list[tuple[int, int]],
+        nodes: list[tuple[int, int, bytes]],
+        head: tuple[int, bytes],
+    ) -> None:
+        """One statement per row; the PostgreSQL store sends each table as one statement."""
+        cursor.executemany(
+            self.sql("INSERT INTO {merkle_leaves} (leaf_index, notification_id) VALUES (?, ?)"),
+            leaves,
+        )
+        cursor.executemany(
+            self.sql("INSERT INTO {merkle_nodes} (level, idx, hash) VALUES (?, ?, ?)"), nodes
+        )
+        cursor.execute(self.sql("INSERT INTO {log_heads} (size, border) VALUES (?, ?)"), head)
+        new_keys = self.take_used_keys()
+        if new_keys:
+            cursor.executemany(
+                self.sql("INSERT INTO {subject_keys} (subject, data_key) VALUES (?, ?)"), new_keys
+            )
+
+    # --- the signer, checked under the write lock --------------------------------------------
+    #
+    # The service authorises a signer from its actor state as of that actor's stream version;
+    # the append then fails unless the stream is still at that version while the write lock is
+    # held, so a key revoked or replaced by another process an instant earlier is never used.
+
+    @contextmanager
+    def signer_as_of(self, stream: UUID | None, version: int) -> Iterator[None]:
+        self._signer_guard = None if stream is None else (stream, version)
+        try:
+            yield
+        finally:
+            self._signer_guard = None
+
+    def send_signer_check(self, cursor: Any) -> bool:
+        if self._signer_guard is None:
+            return False
+        stream, version = self._signer_guard
+        cursor.execute(
+            self.sql(
+                "SELECT originator_version FROM {events}"
+                " WHERE originator_id = ? AND originator_version > ?"
+            ),
+            (self.stream_param(stream), version),
+        )
+        return True
+
+    def signer_check_passed(self, cursor: Any, events: Sequence[StoredEvent]) -> None:
+        assert self._signer_guard is not None
+        stream = self._signer_guard[0]
+        ours = {e.originator_version for e in events if e.originator_id == stream}
+        newer = {int(r["originator_version"]) for r in cursor.fetchall()} - ours
+        if newer:
+            raise SignerChanged(
+                "the signer's actor record changed while this was being recorded"
+                " (re-keyed, revoked or given other roles); nothing was written"
+            )
+
+    def check_signer_unchanged(self, cursor: Any, events: Sequence[StoredEvent]) -> None:
+        if self.send_signer_check(cursor):
+            self.signer_check_passed(cursor, events)
+
+    @property
+    def _read_head_sql(self) -> str:
+        return self.sql("SELECT size, border FROM {log_heads} ORDER BY size DESC LIMIT 1")
+
     def read_head(self, cursor: Any) -> Head:
-        cursor.execute(self.sql("SELECT size, border FROM {log_heads} ORDER BY size DESC LIMIT 1"))
-        row = cursor.fetchone()
+        cursor.execute(self._read_head_sql)
+        return self.head_from_row(cursor.fetchone())
+
+    @staticmethod
+    def head_from_row(row: Any) -> Head:
         if row is None:
             return Head(0, ())
         return Head(int(row["size"]), unpack_border(bytes(row["border"])))
@@ -364,8 +436,8 @@ class LedgerTables:
                 del self._key_cache[subject]
         self._keyless = set()
 
-    def store_used_keys(self, cursor: Any) -> None:
-        """Inside the events transaction: insert the keys made for new subjects.
+    def take_used_keys(self) -> list[tuple[str, bytes]]:
+        """Inside the events transaction: the keys made for new subjects, to insert.
 
         A plain INSERT: if another writer made a key for the same subject meanwhile, or the
         subject was erased (its tombstone row exists), the whole append fails and nothing is
@@ -375,11 +447,7 @@ class LedgerTables:
         new = {s: k for s, k in self._used_keys.items() if s in self._new_subjects}
         self._used_keys.clear()
         self._keys_in_flight = set(new)
-        if new:
-            cursor.executemany(
-                self.sql("INSERT INTO {subject_keys} (subject, data_key) VALUES (?, ?)"),
-                sorted(new.items()),
-            )
+        return sorted(new.items())
 
     def appended(self) -> None:
         """After the events transaction commits: its new keys are stored now."""

@@ -14,7 +14,7 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, dict_row
 from psycopg.sql import SQL, Identifier
 
 from ledger.store.base import APPEND_ONLY_TABLES, LedgerTables
@@ -110,18 +110,70 @@ class LedgerPostgresRecorder(LedgerTables, PostgresApplicationRecorder):
             for e in stored_events
         ]
         with self.datastore.transaction(commit=True) as curs, curs.connection.pipeline():
-            # One round trip for the lock, the insert and the head; then one for the tree.
+            # Round trip 1: lock, insert, head and signer check. Round trip 2: the tree rows,
+            # with the commit. Every statement whose rows are read has a cursor of its own:
+            # psycopg hands a pipelined result to the cursor that sent it, and a cursor with
+            # two statements in flight may be handed the first when waiting for the second.
+            # (No explicit `Pipeline.sync()`: with a large batch still in libpq's send buffer
+            # it waited for results the server could not send; fetching flushes first.)
+            inserting, reading_head, checking = (
+                curs.connection.cursor(row_factory=dict_row) for _ in range(3)
+            )
             self._lock_table(curs)
             self._notify_channel(curs)
-            curs.execute(self._insert_returning, (rows,))
+            inserting.execute(self._insert_returning, (rows,))
+            reading_head.execute(self._read_head_sql)
+            checking_signer = self.send_signer_check(checking)
             returned = {
                 (str(r["originator_id"]), int(r["originator_version"])): int(r["notification_id"])
-                for r in curs.fetchall()
+                for r in inserting.fetchall()
             }
+            if checking_signer:
+                self.signer_check_passed(checking, stored_events)
+            head = self.head_from_row(reading_head.fetchone())
             ids = [returned[(str(e.originator_id), e.originator_version)] for e in stored_events]
-            self.append_leaves(curs, stored_events, ids)
+            self.write_tree(curs, head, stored_events, ids)
         self.appended()
         return ids
+
+    def insert_tree_rows(
+        self,
+        cursor: Any,
+        leaves: list[tuple[int, int]],
+        nodes: list[tuple[int, int, bytes]],
+        head: tuple[int, bytes],
+    ) -> None:
+        """Each table in one statement over arrays: one INSERT per row cost a third more."""
+        cursor.execute(
+            self.sql(
+                "INSERT INTO {merkle_leaves} (leaf_index, notification_id)"
+                " SELECT * FROM unnest(%s::bigint[], %s::bigint[])"
+            ),
+            _columns(leaves, 2),
+        )
+        if nodes:
+            cursor.execute(
+                self.sql(
+                    "INSERT INTO {merkle_nodes} (level, idx, hash)"
+                    " SELECT * FROM unnest(%s::smallint[], %s::bigint[], %s::bytea[])"
+                ),
+                _columns(nodes, 3),
+            )
+        cursor.execute(self.sql("INSERT INTO {log_heads} (size, border) VALUES (?, ?)"), head)
+        new_keys = self.take_used_keys()
+        if new_keys:
+            cursor.execute(
+                self.sql(
+                    "INSERT INTO {subject_keys} (subject, data_key)"
+                    " SELECT * FROM unnest(%s::text[], %s::bytea[])"
+                ),
+                _columns(new_keys, 2),
+            )
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as column arrays, for `unnest`."""
+    return [[row[i] for row in rows] for i in range(width)] if rows else [[]] * width
 
 
 def _quote(identifier: str) -> str:
