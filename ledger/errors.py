@@ -12,6 +12,7 @@ __all__ = [
     "DomainError",
     "EnvironmentProblem",
     "KeyLocked",
+    "KeysOutdated",
     "LedgerError",
     "MalformedNote",
     "NotFound",
@@ -44,6 +45,14 @@ class Conflict(LedgerError):
 
 class SignerChanged(Conflict):
     """The signer's actor was re-keyed, revoked or changed by another writer mid-append."""
+
+
+class KeysOutdated(Conflict):
+    """Another writer gave a subject a data key (or erased it) while we sealed under a new one."""
+
+    def __init__(self, message: str, subjects: frozenset[str] = frozenset()) -> None:
+        super().__init__(message)
+        self.subjects = subjects
 
 
 class EnvironmentProblem(LedgerError):

@@ -158,6 +158,11 @@ class EnvelopeMapper(Mapper[UUID]):
         while len(self._chain) > self.CHAIN_CACHE_SIZE:
             self._chain.popitem(last=False)
 
+    def forget_chain(self, streams: Iterable[UUID]) -> None:
+        """After a failed append: what we chained to may not be what is stored."""
+        for key in [k for k in self._chain if k[0] in streams]:
+            del self._chain[key]
+
     def _data_key(self, subject: str | None, *, create: bool) -> bytes | None:
         if subject is None:
             raise AssertionError("an event with personal fields must name its subject")

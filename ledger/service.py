@@ -19,9 +19,11 @@ from domain.roles import Role, check_may_sign
 from ledger.actors import LOG_ACTOR, Actor, actor_id
 from ledger.app import LedgerApp, storage_errors
 from ledger.erasure import SubjectErasure, erasure_id
-from ledger.errors import NotFound, SignerChanged, ValidationError
+from ledger.errors import KeysOutdated, NotFound, SignerChanged, ValidationError
 from ledger.keys import actor_key_id
 from ledger.mapper import Signer
+
+SAVE_ATTEMPTS = 3  # an append refused because the signer or a subject's key changed meanwhile
 
 
 class LedgerService:
@@ -102,25 +104,37 @@ class LedgerService:
 
     def save_batch(self, aggregates: Iterable[Aggregate]) -> None:
         """Save several aggregates' pending events in one transaction (all or nothing)."""
-        batch = list(aggregates)
-        pending: list[DomainEvent] = [e for a in batch for e in a.pending_events]  # type: ignore[misc]
-        self.authorise(*{event.TYPE for event in pending})
-        subjects = {e.scope_subject() for e in pending if e.PERSONAL}
-        store = self.app.store
-        with storage_errors(self.app.store_url):
-            store.prefetch_keys(s for s in subjects if s is not None)
+        events: list[DomainEvent] = [e for a in aggregates for e in a.collect_events()]  # type: ignore[misc]
+        types = {event.TYPE for event in events}
+        self.authorise(*types)
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            try:
+                self._append(events)
+                return
+            except SignerChanged:
+                self._signer_state = None  # reload: refused now if no longer allowed
+                self.authorise(*types)
+                if attempt == SAVE_ATTEMPTS:
+                    raise
+            except KeysOutdated as outdated:
+                if attempt == SAVE_ATTEMPTS:
+                    raise
+                with storage_errors(self.app.store_url):  # seal again under the stored keys
+                    self.app.store.prefetch_keys(outdated.subjects)
+
+    def _append(self, events: list[DomainEvent]) -> None:
         state = self._signer_state
         as_of = (None, 0) if state is None else (actor_id(state.name), state.version)
+        mapper = self.app.envelope_mapper
         try:
             with (
                 storage_errors(self.app.store_url),
-                self.app.envelope_mapper.signing_as(self.signer),
-                store.signer_as_of(*as_of),
+                mapper.signing_as(self.signer),
+                self.app.store.signer_as_of(*as_of),
             ):
-                self.app.save(*batch)
-        except SignerChanged:
-            self._signer_state = None  # the next save reloads it
-            self._signer_roles()  # says why, if the signer may no longer sign at all
+                self.app.save(*events)
+        except BaseException:
+            mapper.forget_chain({e.originator_id for e in events})  # nothing of it was stored
             raise
 
     def _signer_roles(self) -> frozenset[Role]:

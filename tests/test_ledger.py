@@ -11,7 +11,7 @@ from domain.people import person_stream
 from domain.roles import Role
 from ledger import merkle
 from ledger.envelope import decode_envelope
-from ledger.errors import Conflict, ValidationError
+from ledger.errors import ValidationError
 from ledger.keys import SigningKey
 from ledger.verify_store import verify_store
 from tests.conftest import ORIGIN, Ledger
@@ -194,7 +194,9 @@ def test_the_signer_check_runs_inside_the_write(ledger: Ledger) -> None:
     key = ledger.enrol(admin_app, "lee", Role.SAFEGUARDING_LEAD)
     writer = ledger.service(writer_app, "lee", key)
     writer.register_person("P-014", "ward-1")
-    writer.authorise = lambda *types: None  # type: ignore[method-assign]  # the check passed…
+    checks = iter([lambda *types: None])  # the service's first check passes…
+    real_authorise = writer.authorise
+    writer.authorise = lambda *types: next(checks, real_authorise)(*types)  # type: ignore[method-assign]
     ledger.service(admin_app).revoke_actor("lee", "left the organisation")  # …then this
     size = admin_app.store.head().size
     with pytest.raises(PermissionDenied, match="revoked"):
@@ -205,7 +207,7 @@ def test_the_signer_check_runs_inside_the_write(ledger: Ledger) -> None:
     assert verified(ledger)
 
 
-def test_a_writer_whose_actor_changed_but_is_still_valid_is_told_to_retry(
+def test_a_writer_whose_actor_changed_but_is_still_valid_reloads_and_writes(
     ledger: Ledger,
 ) -> None:
     writer_app, admin_app = ledger.open(), ledger.open()
@@ -216,11 +218,45 @@ def test_a_writer_whose_actor_changed_but_is_still_valid_is_told_to_retry(
     admin.rekey_actor("lee", SigningKey.generate().public_key, "rotation")
     admin.rekey_actor("lee", key.public_key, "rotation undone")  # valid again, stream moved on
     size = admin_app.store.head().size
-    with pytest.raises(Conflict, match="changed while this was being recorded"):
-        writer.register_person("P-017", "ward-1")
-    assert admin_app.store.head().size == size
-    writer.register_person("P-017", "ward-1")  # reloaded: the retry is written
+    writer.register_person("P-017", "ward-1")  # refused under the lock, reloaded, written
     assert admin_app.store.head().size == size + 1
+    assert writer._signer_state is not None and writer._signer_state.version == 3
     writer_app.close()
     admin_app.close()
+    assert verified(ledger)
+
+
+def test_a_subject_keyed_meanwhile_is_sealed_again_under_the_stored_key(ledger: Ledger) -> None:
+    """A writer that has not seen a subject guesses it is new and makes a key; if the subject
+    has one by the time of the write, the append is refused and sealed again under it."""
+    app = ledger.open()
+    stored_key = bytes(range(32))
+    with app.store.transaction(commit=True) as c:  # as if another writer had just stored it
+        c.execute(
+            app.store.sql("INSERT INTO {subject_keys} (subject, data_key) VALUES (?, ?)"),
+            ("P-041", stored_key),
+        )
+    ledger.service(app).register_person("P-041", "ward-1", full_name="Sealed Twice")
+    assert app.store._key_cache["P-041"] == stored_key
+    fresh = ledger.open()
+    (registered,) = list(fresh.events.get(person_stream("P-041")))
+    assert registered.full_name == "Sealed Twice"  # type: ignore[attr-defined]
+    fresh.close()
+    app.close()
+    assert verified(ledger)
+
+
+def test_personal_data_of_an_erased_subject_is_refused_by_a_writer_that_never_saw_it(
+    ledger: Ledger,
+) -> None:
+    other = ledger.open()
+    other.store.destroy_data_key("P-042")  # a tombstone, as erasure leaves
+    other.close()
+    app = ledger.open()
+    size = app.store.head().size
+    with pytest.raises(ValidationError, match="erased"):
+        ledger.service(app).register_person("P-042", "ward-1", full_name="Not Again")
+    assert app.store.head().size == size
+    ledger.service(app).register_person("P-042", "ward-1")  # nothing personal: allowed
+    app.close()
     assert verified(ledger)

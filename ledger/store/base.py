@@ -26,7 +26,13 @@ from eventsourcing.persistence import StoredEvent
 
 from ledger import merkle
 from ledger.envelope import decode_envelope
-from ledger.errors import NotFound, SignerChanged, ValidationError, VerificationError
+from ledger.errors import (
+    KeysOutdated,
+    NotFound,
+    SignerChanged,
+    ValidationError,
+    VerificationError,
+)
 
 KEY_CACHE_SUBJECTS = 50_000  # subjects whose data keys a process keeps in memory
 
@@ -99,6 +105,7 @@ class LedgerTables:
         """Add the events as leaves, store new complete subtrees and the new head; store the
         data keys their disclosures were sealed under."""
         self.check_signer_unchanged(cursor, events)
+        self.store_new_keys(cursor)
         head = self.read_head(cursor)
         self.write_tree(cursor, head, events, ids)
 
@@ -132,11 +139,6 @@ class LedgerTables:
             self.sql("INSERT INTO {merkle_nodes} (level, idx, hash) VALUES (?, ?, ?)"), nodes
         )
         cursor.execute(self.sql("INSERT INTO {log_heads} (size, border) VALUES (?, ?)"), head)
-        new_keys = self.take_used_keys()
-        if new_keys:
-            cursor.executemany(
-                self.sql("INSERT INTO {subject_keys} (subject, data_key) VALUES (?, ?)"), new_keys
-            )
 
     # --- the signer, checked under the write lock --------------------------------------------
     #
@@ -385,9 +387,18 @@ class LedgerTables:
     # whole append fail rather than seal new data under a destroyed key.
 
     def data_key(self, subject: str, *, create: bool) -> bytes | None:
-        """The subject's key; a new one if asked and absent; None once erased."""
+        """The subject's key; a new one if asked and absent; None once erased.
+
+        Writing under a subject not seen yet does not read first: a new key is made and the
+        append stores it only if the subject has none (`new_keys_clashed`); if it has, the
+        append fails with `KeysOutdated` and the service seals again under the stored key.
+        """
         if subject not in self._key_cache and subject not in self._keyless:
-            self.prefetch_keys([subject])
+            if create:
+                self._bound_key_cache(1)
+                self._keyless.add(subject)
+            else:
+                self.prefetch_keys([subject])
         key = self._key_cache.get(subject)
         if key is None and create and subject in self._keyless:
             key = os.urandom(32)
@@ -436,13 +447,43 @@ class LedgerTables:
                 del self._key_cache[subject]
         self._keyless = set()
 
+    def store_new_keys(self, cursor: Any) -> None:
+        """Under the write lock: insert the keys made for new subjects, unless one exists."""
+        new_keys = self.take_used_keys()
+        if not new_keys:
+            return
+        stored: set[str] = set()
+        for chunk in _chunks([s for s, _ in new_keys], 500):
+            marks = ", ".join("?" for _ in chunk)
+            cursor.execute(
+                self.sql(f"SELECT subject FROM {{subject_keys}} WHERE subject IN ({marks})"),
+                list(chunk),
+            )
+            stored |= {r["subject"] for r in cursor.fetchall()}
+        self.new_keys_clashed(stored)
+        cursor.executemany(
+            self.sql("INSERT INTO {subject_keys} (subject, data_key) VALUES (?, ?)"), new_keys
+        )
+
+    def new_keys_clashed(self, subjects: set[str]) -> None:
+        """Some subjects we made a key for already have one (or a tombstone): forget ours so
+        the service's retry reads theirs, and fail this append."""
+        if not subjects:
+            return
+        for subject in subjects:
+            self._forget_key(subject)
+        raise KeysOutdated(
+            f"{len(subjects)} subject(s) were given a data key by another writer meanwhile",
+            frozenset(subjects),
+        )
+
     def take_used_keys(self) -> list[tuple[str, bytes]]:
         """Inside the events transaction: the keys made for new subjects, to insert.
 
-        A plain INSERT: if another writer made a key for the same subject meanwhile, or the
-        subject was erased (its tombstone row exists), the whole append fails and nothing is
-        written. A key already stored needs no check: if it is destroyed after we sealed under
-        it, what we wrote is erased too, which is what erasure asks.
+        If another writer made a key for the same subject meanwhile, or the subject was erased
+        (its tombstone row exists), the whole append fails and nothing is written. A key
+        already stored needs no check: if it is destroyed after we sealed under it, what we
+        wrote is erased too, which is what erasure asks.
         """
         new = {s: k for s, k in self._used_keys.items() if s in self._new_subjects}
         self._used_keys.clear()

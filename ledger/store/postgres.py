@@ -116,20 +116,26 @@ class LedgerPostgresRecorder(LedgerTables, PostgresApplicationRecorder):
             # two statements in flight may be handed the first when waiting for the second.
             # (No explicit `Pipeline.sync()`: with a large batch still in libpq's send buffer
             # it waited for results the server could not send; fetching flushes first.)
-            inserting, reading_head, checking = (
-                curs.connection.cursor(row_factory=dict_row) for _ in range(3)
+            inserting, reading_head, checking, keying = (
+                curs.connection.cursor(row_factory=dict_row) for _ in range(4)
             )
             self._lock_table(curs)
             self._notify_channel(curs)
             inserting.execute(self._insert_returning, (rows,))
             reading_head.execute(self._read_head_sql)
             checking_signer = self.send_signer_check(checking)
+            new_keys = self.take_used_keys()
+            if new_keys:
+                keying.execute(self._insert_new_keys, _columns(new_keys, 2))
             returned = {
                 (str(r["originator_id"]), int(r["originator_version"])): int(r["notification_id"])
                 for r in inserting.fetchall()
             }
             if checking_signer:
                 self.signer_check_passed(checking, stored_events)
+            if new_keys:
+                stored = {r["subject"] for r in keying.fetchall()}
+                self.new_keys_clashed({s for s, _ in new_keys} - stored)
             head = self.head_from_row(reading_head.fetchone())
             ids = [returned[(str(e.originator_id), e.originator_version)] for e in stored_events]
             self.write_tree(curs, head, stored_events, ids)
@@ -160,15 +166,15 @@ class LedgerPostgresRecorder(LedgerTables, PostgresApplicationRecorder):
                 _columns(nodes, 3),
             )
         cursor.execute(self.sql("INSERT INTO {log_heads} (size, border) VALUES (?, ?)"), head)
-        new_keys = self.take_used_keys()
-        if new_keys:
-            cursor.execute(
-                self.sql(
-                    "INSERT INTO {subject_keys} (subject, data_key)"
-                    " SELECT * FROM unnest(%s::text[], %s::bytea[])"
-                ),
-                _columns(new_keys, 2),
-            )
+
+    @property
+    def _insert_new_keys(self) -> str:
+        """Keys for subjects that have none; the subjects that had one are not returned."""
+        return self.sql(
+            "INSERT INTO {subject_keys} (subject, data_key)"
+            " SELECT * FROM unnest(%s::text[], %s::bytea[])"
+            " ON CONFLICT (subject) DO NOTHING RETURNING subject"
+        )
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
