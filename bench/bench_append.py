@@ -33,7 +33,6 @@ from eventsourcing.persistence import StoredEvent
 from domain.people import Person
 from ledger import keys
 from ledger.app import LedgerApp, open_app
-from ledger.errors import StorageUnavailable
 from ledger.keys import Argon2Cost
 from ledger.service import LedgerService
 from ledger.setup import init_ledger
@@ -75,25 +74,9 @@ def ledger_person(i: int) -> Person:
     )
 
 
-RETRIED: list[str] = []  # transient append failures retried by save_people
-
-
 def save_people(service: LedgerService, lo: int, hi: int) -> None:
-    """Save persons lo..hi-1 in one transaction through the service.
-
-    Retries (and records in RETRIED) one known transient PostgreSQL failure, "the last
-    operation didn't produce records", a result mix-up of psycopg's pipeline mode in
-    `LedgerPostgresRecorder.insert_events` (see docs/benchmarks.md). The failed transaction
-    wrote nothing, and the aggregates are made afresh, so the retry appends the same events.
-    """
-    for attempt in range(3):
-        try:
-            service.save_batch(ledger_person(i) for i in range(lo, hi))
-            return
-        except StorageUnavailable as e:
-            if "didn't produce records" not in str(e) or attempt == 2:
-                raise
-            RETRIED.append(str(e))
+    """Save persons lo..hi-1 in one transaction through the service."""
+    service.save_batch(ledger_person(i) for i in range(lo, hi))
 
 
 @dataclass
@@ -281,12 +264,6 @@ def report(results: list[Result], raw_verify: float) -> None:
         spread = f"{r.spread * 100:.0f}%" if len(r.runs) > 1 else "-"
         print(f"{r.backend:<11}{r.name:<34}{r.events:>8}{r.rate:>11.0f}{spread:>8}  {ratio}")
     print(f"raw Ed25519 verify ({keys.ED25519_BACKEND}): {raw_verify:,.0f}/s")
-    print_retried()
-
-
-def print_retried() -> None:
-    if RETRIED:
-        print(f"transient append failures retried: {len(RETRIED)} ({RETRIED[0]})")
 
 
 def _ratio(by: dict[tuple[str, str], Result], r: Result, raw_verify: float) -> str:

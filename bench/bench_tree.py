@@ -37,7 +37,6 @@ from bench.bench_append import (
     BATCH,
     ORIGIN,
     new_ledger,
-    print_retried,
     raw_verify_rate,
     save_people,
     store,
@@ -330,7 +329,6 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
         for name, value, detail in lines:
             print(f"  {name:<26}{value:>20}  {detail}")
     print(f"\nEd25519 backend: {keys.ED25519_BACKEND}")
-    print_retried()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

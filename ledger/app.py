@@ -57,7 +57,11 @@ def open_app(store_url: StoreURL, *, create: bool = False) -> LedgerApp:
         _probe_postgres(store_url)
     with storage_errors(store_url):
         app = LedgerApp(store_url, create=create)
-        origin = app.store.meta().get("origin", "")
+        try:
+            origin = app.store.meta().get("origin", "")
+        except BaseException:
+            app.close()  # or its connection pool outlives it and closes from its own thread
+            raise
     app.envelope_mapper.origin = origin
     return app
 
