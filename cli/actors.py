@@ -112,7 +112,7 @@ def list_actors(ctx: Context, fmt: str | None, show_all: bool) -> None:
             rows.append(
                 {
                     "name": actor.name,
-                    "roles": list(actor.roles),
+                    "roles": [role.value for role in actor.roles],
                     "key_id": actor.key_id,
                     "revoked": actor.revoked,
                     "enrolled_at": actor.created_on.isoformat(),

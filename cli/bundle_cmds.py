@@ -14,6 +14,7 @@ from typing import Any, cast
 import click
 
 from cli.bootstrap import Context
+from cli.files import read_text_file
 from cli.output import emit, format_option, status
 from cli.records import parse_time
 from ledger import note
@@ -66,7 +67,7 @@ def export(
         scope=services,
         disclosure=Disclosure(disclose),
         recipient=recipient,
-        previous_checkpoint=previous.read_text(encoding="utf-8") if previous else None,
+        previous_checkpoint=read_text_file(previous) if previous else None,
         to_size=to_size,
         created_at=format_datetime(datetime.now(UTC)),
         sign=ctx.unlock("log").sign,
@@ -111,7 +112,7 @@ def _verify(
     result = verify_bundle(
         file,
         trusted_key=trusted,
-        previous_checkpoint=previous.read_text(encoding="utf-8") if previous else None,
+        previous_checkpoint=read_text_file(previous) if previous else None,
         witness_keys=witnesses,
         witness_quorum=quorum,
     )

@@ -9,6 +9,7 @@ from uuid import UUID
 import click
 
 from cli.bootstrap import Context
+from cli.files import read_text_file
 from cli.output import emit, format_option, status
 from ledger import note
 from ledger.app import storage_errors
@@ -94,7 +95,7 @@ def add_cosignature(ctx: Context, file: Path, witness_key: str, size: int | None
     """
     config = ctx.config
     witness = note.parse_verifier_key(witness_key)
-    text = _read_text(file)
+    text = read_text_file(file)
     cp_size, added = add_cosignatures(
         ctx.app, config.origin, config.log_public_key, text, witness, size
     )
@@ -163,10 +164,3 @@ def _leaf_index(ctx: Context, ref: str) -> int:
     if leaf is None:
         raise NotFound(f"no event {stream}@{version} in the log")
     return leaf
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ValidationError(f"{path} is not UTF-8 text") from None

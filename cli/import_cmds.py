@@ -10,10 +10,13 @@ from typing import Any
 import click
 
 from cli.bootstrap import Context
+from cli.files import read_text_file
 from cli.output import status
 from domain.incidents import Incident
 from ledger.errors import ValidationError
 from ledger.importer import parse_mapping, read_rows, reject_csv, save_valid, validate_rows
+
+CSV_LIMIT = 1024 * 1024 * 1024  # 1 GiB: far above a million rows of a typical export
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -47,8 +50,9 @@ def incidents(
 
     Example: calm-ledger --as lee import incidents export.csv --mapping datix.toml
     """
-    mapping = parse_mapping(_text(mapping_file))
-    header, row_iter = read_rows(_text(csv_file), mapping)
+    mapping = parse_mapping(read_text_file(mapping_file, encoding="utf-8-sig"))
+    csv_text = read_text_file(csv_file, limit=CSV_LIMIT, encoding="utf-8-sig")
+    header, row_iter = read_rows(csv_text, mapping)
     rows = list(row_iter)
     service = ctx.service()
     service.authorise(Incident.Recorded.TYPE)
@@ -78,10 +82,3 @@ def _advance(bar: Any) -> Callable[[int], None]:
         bar.update(n)
 
     return advance
-
-
-def _text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValidationError(f"{path} is not UTF-8 text") from None

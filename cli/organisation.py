@@ -9,6 +9,7 @@ import click
 from pydantic import Field
 
 from cli.bootstrap import Context
+from cli.files import read_text_file
 from cli.output import emit, format_option
 from cli.records import emit_id, file_option, flags_or_file, json_option, parse_day
 from domain.techniques import default_catalogue, parse_catalogue
@@ -152,7 +153,7 @@ def publish(
     catalogue = (
         default_catalogue()
         if catalogue_file is None
-        else parse_catalogue(catalogue_file.read_text(encoding="utf-8"))
+        else parse_catalogue(read_text_file(catalogue_file))
     )
     ctx.service().publish_catalogue(catalogue, reason)
     emit_id("technique catalogue", f"{len(catalogue)} techniques", fmt)

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from cli.bootstrap import NEW_PASSPHRASE_ENV, passphrase
+from cli.files import read_text_file
 from cli.output import status
 from ledger import merkle, note
 from ledger.errors import LedgerError, ValidationError, VerificationError
@@ -79,7 +80,7 @@ def load_state(path: Path, log_key: str | None) -> WitnessState:
             )
         return WitnessState(note.parse_verifier_key(log_key), 0, merkle.EMPTY_ROOT)
     try:
-        raw = json.loads(_text(path, limit=64 * 1024))
+        raw = json.loads(read_text_file(path, limit=64 * 1024))
         if not isinstance(raw, dict) or raw.get("format") != STATE_FORMAT:
             raise ValueError("unknown format")
         size = raw["size"]
@@ -135,7 +136,7 @@ def cosign(
              --state witness.json --proof 7-12.proof
     """
     state = load_state(state_file, log_key)
-    signed = _text(checkpoint_file)
+    signed = read_text_file(checkpoint_file)
     checkpoint, _ = note.open_checkpoint(signed, [state.log_key])
     if checkpoint.origin != state.log_key.name:
         raise VerificationError(f"checkpoint origin {checkpoint.origin!r} is not the log's")
@@ -179,22 +180,7 @@ def _check_consistent(state: WitnessState, cp: note.Checkpoint, proof_file: Path
 
 def _read_hashes(path: Path) -> list[merkle.Hash]:
     try:
-        lines = _text(path).split()
+        lines = read_text_file(path).split()
         return [merkle.Hash.from_base64(line) for line in lines]
     except (UnicodeDecodeError, LedgerError):
         raise ValidationError(f"{path} is not a consistency proof (base64 hashes)") from None
-
-
-def _text(path: Path, limit: int = 16 * 1024 * 1024) -> str:
-    """A small UTF-8 text file, or a clear error (exit 2)."""
-    try:
-        with path.open("rb") as f:
-            raw = f.read(limit + 1)
-    except OSError as e:
-        raise ValidationError(f"cannot read {path}: {e.strerror or e}") from None
-    if len(raw) > limit:
-        raise ValidationError(f"{path} is larger than {limit // 1024} KiB")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValidationError(f"{path} is not UTF-8 text") from None

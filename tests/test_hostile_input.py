@@ -1100,3 +1100,16 @@ def test_a_refused_cosignature_file_stores_nothing(site: Site) -> None:
         RawTables(site.ledger.db).restore(before)
     assert result.exit_code == 1
     assert after == before
+
+
+def test_an_oversized_cosignature_file_is_refused_unread(site: Site) -> None:
+    path = site.scratch / "huge.txt"
+    with path.open("wb") as f:
+        f.truncate(16 * 1024 * 1024 + 1)  # sparse: no time spent writing it
+    before = site.snapshot()
+    command = ["checkpoint", "add-cosignature", str(path), "--witness-key", str(WITNESS)]
+    result = run_cli([*site.dir_args(), *command], env=ENV)
+    path.unlink()
+    assert result.exit_code == 2
+    assert "larger than 16 MiB" in result.stderr
+    assert site.snapshot() == before
