@@ -87,6 +87,7 @@ class LedgerTables:
         self._new_subjects: set[str] = set()  # keys made here, not yet stored
         self._keys_in_flight: set[str] = set()  # being stored by the current append
         self._signer_guard: tuple[UUID, int] | None = None  # see signer_as_of
+        self._sql: dict[str, str] = {}
 
     def table(self, name: str) -> str:
         return name
@@ -95,9 +96,16 @@ class LedgerTables:
         raise NotImplementedError
 
     def sql(self, template: str) -> str:
-        names = {t: self.table(t) for t in (*APPEND_ONLY_TABLES, "subject_keys")}
-        text = template.format(events=self.events_table, nid=self.notification_column, **names)
-        return text.replace("?", self.placeholder)
+        """The template in this store's dialect: table names filled in, `?` as placeholder.
+        Memoised: appends ask for the same few statements every time."""
+        text = self._sql.get(template)
+        if text is None:
+            names = {t: self.table(t) for t in (*APPEND_ONLY_TABLES, "subject_keys")}
+            text = template.format(events=self.events_table, nid=self.notification_column, **names)
+            text = text.replace("?", self.placeholder)
+            if len(self._sql) < 1000:  # templates with inlined placeholder lists vary
+                self._sql[template] = text
+        return text
 
     # --- the tree, inside the events transaction ---------------------------------------------
 

@@ -61,6 +61,7 @@ class LedgerPostgresRecorder(LedgerTables, PostgresApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name)
         schema = self._quoted_schema()
         self.events_table = f"{schema}.{_quote(events_table_name)}"
+        self._sql.clear()  # nothing memoised with the unqualified name
         statements = [t.format(s=schema) for t in _SCHEMA]
         for table in (events_table_name, *APPEND_ONLY_TABLES):
             statements += _triggers(schema, table)
