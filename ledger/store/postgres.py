@@ -110,9 +110,14 @@ class LedgerPostgresRecorder(LedgerTables, PostgresApplicationRecorder):
             self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
             for e in stored_events
         ]
-        with self.datastore.transaction(commit=True) as curs, curs.connection.pipeline():
-            # Round trip 1: lock, insert, head and signer check. Round trip 2: the tree rows,
-            # with the commit. Every statement whose rows are read has a cursor of its own:
+        with (
+            self.datastore.get_connection() as conn,
+            conn.pipeline(),  # outside the transaction, so its COMMIT joins the tree rows
+            conn.transaction(),
+        ):
+            curs = conn.cursor(row_factory=dict_row)
+            # Round trip 1: lock, insert, head and signer check. Round trip 2: the tree rows
+            # and the commit. Every statement whose rows are read has a cursor of its own:
             # psycopg hands a pipelined result to the cursor that sent it, and a cursor with
             # two statements in flight may be handed the first when waiting for the second.
             # (No explicit `Pipeline.sync()`: with a large batch still in libpq's send buffer
