@@ -44,7 +44,7 @@ class Conflict(LedgerError):
 
 
 class SignerChanged(Conflict):
-    """The signer's actor was re-keyed, revoked or changed by another writer mid-append."""
+    """The signer's actor was re-keyed or revoked by another writer mid-append."""
 
 
 class KeysOutdated(Conflict):

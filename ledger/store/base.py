@@ -183,7 +183,7 @@ class LedgerTables:
         if newer:
             raise SignerChanged(
                 "the signer's actor record changed while this was being recorded"
-                " (re-keyed, revoked or given other roles); nothing was written"
+                " (re-keyed or revoked); nothing was written"
             )
 
     def check_signer_unchanged(self, cursor: Any, events: Sequence[StoredEvent]) -> None:
