@@ -1,8 +1,10 @@
 """Export and offline verification of a bundle, against the raw Ed25519 verify rate.
 
 Builds a ledger of N incidents, signs a checkpoint, exports a bundle at the data level, and
-runs `calm-ledger verify-bundle` in a fresh process (so its peak memory is its own), reporting
-events/s, the ratio to the raw libsodium verify rate times cores, and peak RSS.
+runs `calm-ledger verify-bundle` in a fresh process (through /usr/bin/time, so its peak memory
+is its own: see `bench_verify.child`), reporting events/s, the ratio to the raw libsodium
+verify rate times cores, and peak RSS. `python -m bench verify` measures verify and
+verify-bundle side by side on `person.registered` logs; this one on incidents.
 
 Run: python -m bench bundle [--incidents 100000] [--backends sqlite,postgresql]
 """
@@ -11,37 +13,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bench.bench_append import raw_verify_rate, store
-from bench.bench_projections import PASSPHRASE, build
+from bench.bench_projections import build
+from bench.bench_verify import child  # same passphrase as bench_projections': "bench"
 from ledger import note
 from ledger.config import load_config
 
 
 def cli(directory: Path | None, *args: str) -> tuple[float, float]:
-    """Run a command in a fresh process; return (seconds, peak RSS of children in MiB)."""
-    env = {**os.environ, "CALM_LEDGER_PASSPHRASE": PASSPHRASE}
+    """Run a command in a fresh process; return (seconds, its own peak RSS in MiB)."""
     prefix = ["--dir", str(directory)] if directory else []
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "cli.main", *prefix, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if done.returncode != 0:
-        raise SystemExit(f"calm-ledger {' '.join(args)} failed: {done.stderr[-2000:]}")
-    return elapsed, max(peak, before) / 1024
+    return child([*prefix, *args], None)
 
 
 def main() -> None:

@@ -34,15 +34,18 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, overload
+
+import orjson
 
 from ledger import merkle, note
 from ledger.canonical import canonical_bytes, parse_canonical, parse_datetime
 from ledger.envelope import SEALED_KEY, Envelope, Header, disclosure_digest, parse_header
 from ledger.errors import LedgerError, ValidationError, VerificationError
 from ledger.keys import verify_signature
-from ledger.verify import EventChecker, Report
+from ledger.verify import EventChecker, Report, split_after_actor_events
 
 FORMAT = "calm-ledger-bundle/v1"
 MEMBERS = (
@@ -77,6 +80,8 @@ BUNDLE_CHECKS = (
     "completeness",
     "metrics",
 )
+_Line = tuple[bytes, "Entry"]  # a line of entries.jsonl and the entry it holds
+ENTRY_BATCH = 1024  # entries read ahead: one parallel signature check each, memory flat
 # EventChecker's check names → the bundle checklist's.
 _RENAME = {"envelopes parse": "parse", "origin": "parse"}
 
@@ -273,18 +278,22 @@ class BundleReader:
         return hashes
 
     def entries(self, name: str = "entries.jsonl") -> Iterator[Entry]:
+        return (entry for _, entry in self.entry_lines(name))
+
+    def entry_lines(self, name: str = "entries.jsonl") -> Iterator[tuple[bytes, Entry]]:
+        """Each line (without its newline) and the entry it holds, checked as it is read."""
         if name not in self.zip.namelist():
             return
         number = 0
         try:
             with self.zip.open(name) as raw:
-                while line := raw.readline(MAX_LINE + 1):
+                for line in _read_lines(raw):
                     number += 1
                     if len(line) > MAX_LINE:
                         raise Malformed(f"{name} line {number} is too long")
                     if not line.endswith(b"\n"):
                         raise Malformed(f"{name} line {number} does not end with a newline")
-                    yield _entry(line[:-1], f"{name} line {number}")
+                    yield line[:-1], _entry(line[:-1], f"{name} line {number}")
         except _ZIP_ERRORS as e:
             raise Malformed(f"{name} cannot be read from the zip: {e}") from None
 
@@ -307,6 +316,22 @@ class BundleReader:
 
     def close(self) -> None:
         self.zip.close()
+
+
+def _read_lines(raw: IO[bytes], block: int = 1 << 20) -> Iterator[bytes]:
+    """What `raw.readline(MAX_LINE + 1)` would return, line after line, read in blocks
+    (a Python-level readline per line cost as much as parsing it): each line with its
+    newline; a longer one, or an unterminated end, is given as is for the caller to refuse."""
+    pending = b""
+    while chunk := raw.read(block):
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            yield line + b"\n"
+        if len(pending) > MAX_LINE:
+            yield pending
+            return
+    if pending:
+        yield pending
 
 
 # What zipfile raises for a file or member it cannot read: a bad CRC, deflate, bzip2 or LZMA
@@ -365,7 +390,16 @@ def _manifest(raw: bytes) -> Manifest:
 
 
 def _entry(line: bytes, where: str) -> Entry:
-    raw = _json(line, where)
+    # Fast path: a line that rebuilds from its entry is canonical, which is all parsing it
+    # as canonical JSON first would add. Anything else takes the slow path, so what is
+    # refused, and the message, stay those of the strict parse.
+    try:
+        return _entry_of(orjson.loads(line), line, where)
+    except (ValueError, LedgerError):
+        return _entry_of(_json(line, where), line, where)
+
+
+def _entry_of(raw: Any, line: bytes, where: str) -> Entry:
     if not isinstance(raw, dict) or not {
         "leaf",
         "header",
@@ -430,7 +464,103 @@ class BundleVerification:
     report: Report
     manifest: Manifest | None = None
     checkpoint: note.Checkpoint | None = None
-    events: list[tuple[Header, bytes | None]] = field(default_factory=list)  # in leaf order
+    # (header, data if shown and verified) of each range entry whose header parses, in leaf
+    # order; `verify_bundle` gives a VerifiedEvents, which reads them again from the bundle.
+    events: Sequence[tuple[Header, bytes | None]] = field(default_factory=list)
+
+
+_SKIPPED, _HEADER, _DATA = 0, 1, 2  # what VerifiedEvents yields for a line
+
+
+class VerifiedEvents(Sequence[tuple[Header, bytes | None]]):
+    """`BundleVerification.events` for a bundle file, kept flat in memory: each pass reads
+    entries.jsonl again instead of holding millions of entries. Per line it keeps what to
+    yield and a 16-byte digest, and a line read again must be the line verified (else
+    VerificationError), so a file changed after verification is never taken as verified."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._kinds = bytearray()  # per line verified: _SKIPPED, _HEADER or _DATA
+        self._digests = bytearray()
+        self._count = 0
+
+    def add(self, line: bytes, fed: tuple[Header, bytes | None] | None) -> None:
+        """Record the line just verified and what the checker made of it."""
+        self._kinds.append(_SKIPPED if fed is None else _HEADER if fed[1] is None else _DATA)
+        self._digests += _line_digest(line)
+        self._count += fed is not None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[tuple[Header, bytes | None]]:
+        try:
+            with zipfile.ZipFile(self.path) as z, z.open("entries.jsonl") as raw:
+                lines = _read_lines(raw)
+                for i, kind in enumerate(self._kinds):
+                    line = next(lines, b"")[:-1]  # a line gone reads as empty: never verified
+                    if _line_digest(line) != self._digests[16 * i : 16 * i + 16]:
+                        raise VerificationError(
+                            f"{self.path} changed since it was verified", step="bundle"
+                        )
+                    if kind != _SKIPPED:
+                        yield _verified_event(line, kind == _DATA)
+        except _ZIP_ERRORS as e:
+            raise VerificationError(f"{self.path} cannot be read again: {e}") from None
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[Header, bytes | None]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[Header, bytes | None]]: ...
+
+    def __getitem__(
+        self, index: int | slice
+    ) -> tuple[Header, bytes | None] | list[tuple[Header, bytes | None]]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self._count)
+            return (
+                list(islice(self, start, max(start, stop), step)) if step > 0 else list(self)[index]
+            )
+        position = index + self._count if index < 0 else index
+        if not 0 <= position < self._count:
+            raise IndexError("event index out of range")
+        return next(islice(self, position, None))
+
+
+def _line_digest(line: bytes) -> bytes:
+    return hashlib.blake2b(line, digest_size=16).digest()
+
+
+def _verified_event(line: bytes, with_data: bool) -> tuple[Header, bytes | None]:
+    """An entries.jsonl line already verified: its form needs no second check."""
+    raw = orjson.loads(line)
+    data = base64.b64decode(raw["data"]) if with_data else None
+    header = base64.b64decode(raw["header"])
+    h = orjson.loads(header)
+    scope = h["scope"]
+    return Header(
+        header,
+        h["origin"],
+        h["stream"],
+        h["version"],
+        h["type"],
+        h["schema"],
+        h["recorded_at"],
+        h["actor"],
+        h["key_id"],
+        h["prev"],
+        scope["service"],
+        scope["subject"],
+        h["data_digest"],
+    ), data
+
+
+def parse_entry_header(entry: Entry) -> Header | LedgerError:
+    try:
+        return parse_header(entry.header)
+    except LedgerError as e:
+        return e
 
 
 class BundleChecker(EventChecker):
@@ -444,20 +574,22 @@ class BundleChecker(EventChecker):
         self.disclosure = manifest.disclosure
         self.scope = frozenset(manifest.scope)
 
-    def feed_entry(self, where: str, entry: Entry) -> tuple[Header, bytes | None] | None:
-        """Check one entry. Returns its header and its data if the data matches the signed
-        digest (None otherwise), or None if the header does not parse."""
+    def feed_entry(
+        self, where: str, entry: Entry, parsed: Header | LedgerError | None = None
+    ) -> tuple[Header, bytes | None] | None:
+        """Check one entry (its header, if already run through `parse_entry_header`).
+        Returns its header and its data if the data matches the signed digest (None
+        otherwise), or None if the header does not parse."""
         r = self.report
-        try:
-            header = parse_header(entry.header)
-        except LedgerError as e:
-            r.fail("parse", where, e.diagnostics())
+        header = parse_entry_header(entry) if parsed is None else parsed
+        if isinstance(header, LedgerError):
+            r.fail("parse", where, header.diagnostics())
             return None
         where = f"{where} stream {header.stream} v{header.version} ({header.type})"
         if header.origin != self.origin:
             r.fail("parse", where, f"origin {header.origin!r} is not this log's")
         envelope = entry.envelope
-        signed_ok = self._check_signature(where, header, envelope)
+        signed_ok = self._check_signature(where, header, entry.signature)
         permitted = signed_ok and self._check_signer(where, header)
         self._check_chain(where, header)
         data_ok = self._check_entry_data(where, header, entry)
@@ -565,7 +697,7 @@ def verify_bundle(
     """The numbered checklist of DESIGN §9 over one bundle; metrics are checked by the caller
     (they are a projection). Raises Malformed for an unreadable bundle."""
     report = _Renaming(checks=BUNDLE_CHECKS)
-    result = BundleVerification(report)
+    result = BundleVerification(report, events=VerifiedEvents(path))
     reader = BundleReader(path)
     try:
         _verify(reader, result, trusted_key, previous_checkpoint, witness_keys, witness_quorum)
@@ -747,24 +879,21 @@ def _check_entries(
     if len(left) != m.first.bit_count():
         r.fail("inclusion", "left-border.txt", f"not the border of a tree of size {m.first}")
         return
-    border: list[merkle.Hash] = list(left)
-    expected = m.first
-    counts = {"context": context, "disclosures": 0, "entries": 0, "with_data": 0}
-    for entry in reader.entries():
-        where = f"leaf {entry.leaf}"
-        if entry.leaf != expected:
-            r.fail("completeness", where, f"expected leaf {expected}: leaves skipped or repeated")
-            return
-        if entry.proof is not None:
-            r.fail("completeness", where, "a range entry carries no proof")
-        fed = checker.feed_entry(where, entry)
-        border, _ = merkle.append_leaves(expected, border, [merkle.leaf_hash(entry.header)])
-        expected += 1
-        counts["entries"] += 1
-        counts["with_data"] += entry.data is not None
-        counts["disclosures"] += len(entry.disclosures or {})
-        if fed is not None:
-            result.events.append(fed)
+    seen = _Range(m.first, [bytes(h) for h in left], {"context": context})
+    events = result.events
+    assert isinstance(events, VerifiedEvents)
+    for batch in _batches(reader.entry_lines(), ENTRY_BATCH):
+        headers = [parse_entry_header(entry) for _, entry in batch]
+        parsed = [h if isinstance(h, Header) else None for h in headers]
+        for part in split_after_actor_events(parsed):
+            signed = zip(parsed[part], batch[part], strict=True)
+            checker.preverify((h, e.signature) for h, (_, e) in signed if h)
+            for (line, entry), header in zip(batch[part], headers[part], strict=True):
+                if not _in_order(r, entry, seen.expected):
+                    return
+                events.add(line, checker.feed_entry(f"leaf {entry.leaf}", entry, header))
+                seen.add(entry)
+    expected, border, counts = seen.expected, seen.border, seen.counts
     if expected != m.size:
         r.fail("completeness", "entries.jsonl", f"{m.size - expected} leaves missing at the end")
         return
@@ -781,3 +910,61 @@ def _check_entries(
         )
     else:
         r.ok("inclusion", m.size - m.first)
+
+
+def _in_order(r: Report, entry: Entry, expected: int) -> bool:
+    """A range entry is the next leaf (else the run ends here) and carries no proof."""
+    where = f"leaf {entry.leaf}"
+    if entry.leaf != expected:
+        r.fail("completeness", where, f"expected leaf {expected}: leaves skipped or repeated")
+        return False
+    if entry.proof is not None:
+        r.fail("completeness", where, "a range entry carries no proof")
+    return True
+
+
+@dataclass
+class _Range:
+    """The range's entries seen so far: the next leaf, the right border, the counts."""
+
+    expected: int
+    border: list[bytes]
+    counts: dict[str, int]
+
+    def __post_init__(self) -> None:
+        self.counts |= {"disclosures": 0, "entries": 0, "with_data": 0}
+
+    def add(self, entry: Entry) -> None:
+        _append_leaf(self.border, self.expected, entry.header)
+        self.expected += 1
+        self.counts["entries"] += 1
+        self.counts["with_data"] += entry.data is not None
+        self.counts["disclosures"] += len(entry.disclosures or {})
+
+
+def _batches(entries: Iterator[_Line], size: int) -> Iterator[list[_Line]]:
+    """Entries in batches (for `EventChecker.preverify`). A line that cannot be read is
+    raised only after the entries before it are checked, as when reading one at a time: a
+    gap before it ends the run with a failed check, not as unusable input."""
+    batch: list[_Line] = []
+    try:
+        for entry in entries:
+            batch.append(entry)
+            if len(batch) == size:
+                yield batch
+                batch = []
+    except Malformed:
+        yield batch
+        raise
+    if batch:
+        yield batch
+
+
+def _append_leaf(border: list[bytes], n: int, leaf_input: bytes) -> None:
+    """Append leaf `n` to the right border of the tree of `n` leaves, in place (§9.4):
+    each trailing 1 bit of n closes a subtree. Plain bytes: this runs once per entry."""
+    node = hashlib.sha256(b"\x00" + leaf_input).digest()
+    while n & 1:
+        node = hashlib.sha256(b"\x01" + border.pop() + node).digest()
+        n >>= 1
+    border.append(node)

@@ -421,3 +421,48 @@ def test_bundle_queries_match_the_live_ledger(history: Ledger, bundle: Path) -> 
     assert [(a["type"], a["signed_by"], a["key_id"]) for a in live_audit] == [
         (a["type"], a["signed_by"], a["key_id"]) for a in offline_audit
     ]
+
+
+@pytest.fixture
+def large(history: Ledger) -> Ledger:
+    """The history and 600 more people: more entries than one parallel signature batch."""
+    app = history.open()
+    with app.envelope_mapper.signing_as(Signer("lee", history.key("lee"))):
+        app.save(*(Person.register(f"BIG-{n}", "ward-3") for n in range(600)))
+    app.close()
+    return history
+
+
+def test_bad_signatures_in_a_large_batch_are_each_named(large: Ledger, tmp_path: Path) -> None:
+    """Signatures are checked a batch at a time, on every core; a batch holding bad ones
+    still names each bad leaf, and only those."""
+    bundle = export(large, tmp_path / "big.bundle")
+    items = entries(bundle)
+    bad = (len(items) - 500, len(items) - 99)
+    for i in bad:
+        items[i]["signature"] = flip_b64(str(items[i]["signature"]), 5)
+    code, _out, err = verify(large, rewrite(bundle, tmp_path / "x", entries_jsonl=encode(items)))
+    assert code == 1
+    failed = [line for line in err.splitlines() if line.startswith("FAIL signatures")]
+    assert [line.split(":")[1].split()[1] for line in failed] == [str(i) for i in bad]
+
+
+def test_verified_events_are_read_again_only_as_verified(large: Ledger, tmp_path: Path) -> None:
+    """`BundleVerification.events` reads the entries again from the file (memory stays
+    flat), and refuses a file changed since it was verified."""
+    from ledger.bundle import verify_bundle
+    from ledger.errors import VerificationError
+
+    bundle = export(large, tmp_path / "big.bundle")
+    result = verify_bundle(bundle, trusted_key=note.parse_verifier_key(vkey(large)))
+    assert result.report.verified, result.report.failures
+    events = list(result.events)
+    assert len(events) == len(result.events) == len(entries(bundle))
+    assert result.events[0] == events[0] and result.events[-1] == events[-1]
+    assert result.events[5:9] == events[5:9] and result.events[::-7] == events[::-7]
+    items = entries(bundle)
+    items[300]["data"] = flip_b64(str(items[300]["data"]), 3)
+    changed = rewrite(bundle, tmp_path / "changed", entries_jsonl=encode(items))
+    changed.replace(bundle)
+    with pytest.raises(VerificationError, match="changed since it was verified"):
+        list(result.events)

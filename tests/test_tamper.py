@@ -193,3 +193,26 @@ def test_verify_json_names_failures(history: Ledger) -> None:
     report = json.loads(result.stdout)
     assert report["verified"] is False
     assert {f["check"] for f in report["failures"]} == {"disclosures"}
+
+
+def test_bad_signatures_in_a_large_batch_are_each_named(ledger: Ledger) -> None:
+    """Verify checks a batch's signatures together, on every core; a batch holding bad
+    ones still names each bad leaf, and only those."""
+    from domain.people import Person
+
+    app = ledger.open()
+    lee = ledger.enrol(app, "lee", Role.SAFEGUARDING_LEAD)
+    with app.envelope_mapper.signing_as(Signer("lee", lee)):
+        app.save(*(Person.register(f"P-{n}", "ward-1") for n in range(600)))
+    app.close()
+    su = Superuser(ledger.db)
+    bad = (100, 401)
+    for leaf in bad:
+        nid, state = state_at(su, leaf)
+        header_bytes = decode_envelope(state).header_bytes
+        put_state(su, nid, flip(state, 8 + len(header_bytes) + 10))
+    code, out, err = verify(ledger)
+    assert code == 1
+    failed = [line for line in err.splitlines() if line.startswith("FAIL signatures")]
+    assert [line.split(":")[1].split()[1] for line in failed] == [str(leaf) for leaf in bad]
+    assert "600 ok, 2 failed" in out
