@@ -31,8 +31,11 @@ from ledger.envelope import (
     open_disclosure,
     signing_input,
 )
+from ledger.erasure import SubjectErasure
 from ledger.errors import LedgerError, VerificationError
 from ledger.keys import actor_key_id, verify_many, verify_signature
+
+ERASURE_TYPE = SubjectErasure.Erased.TYPE
 
 CHECKS = (
     "envelopes parse",
@@ -150,7 +153,8 @@ class EventChecker:
         }
         self.streams: dict[str, _StreamState] = {}
         self._actor_streams: dict[str, str] = {}  # actor stream id → actor name
-        self.erased: set[str] = set()
+        self.erased: set[str] = set()  # subjects whose key is gone (erased, or lost)
+        self.erasures_recorded: set[str] = set()  # subjects of signed `subject.erased` events
         self.count = 0
         self._verified: set[_Signed] = set()  # the current batch's, if all verified
 
@@ -178,7 +182,14 @@ class EventChecker:
         data_ok = self._check_data(where, header, envelope)
         if permitted and data_ok:
             self._apply_actor_event(where, header, envelope)
+            if header.type == ERASURE_TYPE and header.subject:
+                self.erasures_recorded.add(header.subject)
         return header
+
+    def keys_lost_without_erasure(self) -> list[str]:
+        """Subjects whose sealed fields could not be opened for want of a key, with no signed
+        erasure in the log: a key deleted or overwritten behind the ledger's back."""
+        return sorted(self.erased - self.erasures_recorded)
 
     def preverify(self, signed: Iterable[tuple[Header, bytes]]) -> None:
         """Verify the next batch's signatures at once, on every core (libsodium releases the

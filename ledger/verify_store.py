@@ -63,6 +63,12 @@ def verify_store(app: LedgerApp, *, origin: str, log_name: str, log_public_key: 
             log_name=log_name,
             log_public_key=log_public_key,
         )
+    for subject in checker.keys_lost_without_erasure():
+        report.fail(
+            "disclosures",
+            f"subject {subject}",
+            "the data key is gone but no erasure was recorded (no signed subject.erased event)",
+        )
     if checker.erased:
         report.notes["disclosures"] = f"{len(checker.erased)} erased subject(s) skipped"
     return report

@@ -708,22 +708,29 @@ def test_the_untouched_checkpoints_carry_valid_cosignatures(damaged: Built) -> N
     assert witness_cosigned(damaged, size=6) and witness_cosigned(damaged, size=8)
 
 
-@pytest.mark.parametrize("damage", ["subject.byte", "delete"])
-def test_a_lost_subject_key_reads_as_erasure(damaged: Built, damage: str) -> None:
+@pytest.mark.parametrize("damage", ["subject.byte", "delete", "null"])
+def test_a_subject_key_lost_without_a_signed_erasure_is_reported(
+    damaged: Built, damage: str
+) -> None:
     """Erasure is crypto-shredding: the subject's data key is destroyed and the sealed fields
     can no longer be opened, while every signature, chain and proof still verifies. A DBA who
-    deletes (or renames) a key row does the same, and verify counts the subject as erased
-    (one more in the note). It could tell the two apart — a signed `subject.erased` event
-    exists for a lawful erasure — and should flag a key lost without one."""
+    deletes, renames or nulls a key row does the same to the data, but without the signed
+    `subject.erased` event a lawful erasure records: verify names the subject."""
     su = damaged.su
     row = damaged.row("subject_keys", subject="P-0")
     if damage == "delete":
         su.delete("subject_keys", row)
+    elif damage == "null":
+        su.replace("subject_keys", row, data_key=None)
     else:
         su.replace("subject_keys", row, subject="Q-0")
     code, report, _ = verify(damaged)
-    assert code == 0, failures(report)
-    assert report["checks"][6]["note"] == "2 erased subject(s) skipped"
+    assert code == 1
+    assert failures(report) == [
+        "disclosures: subject P-0: the data key is gone but no erasure was recorded"
+        " (no signed subject.erased event)"
+    ]
+    assert report["checks"][6]["note"] == "2 erased subject(s) skipped"  # P-0 and the lawful one
 
 
 def test_a_key_for_an_unknown_subject_is_harmless(damaged: Built) -> None:
