@@ -471,3 +471,21 @@ def check_checkpoints(
             report.fail("checkpoints", where, "root differs from the tree recomputed from leaves")
         else:
             report.ok("checkpoints")
+
+
+def check_cosignatures(
+    report: Report, cosignatures: Iterable[tuple[int, str]], checkpoint_sizes: Iterable[int]
+) -> None:
+    """Each stored cosignature is a well-formed cosignature/v1 line for a stored checkpoint.
+    Whose signature it is, and whether it verifies, only the witness's own key can tell; a
+    regulator checks that with `verify-bundle --witness-key`."""
+    sizes = set(checkpoint_sizes)
+    for size, line in cosignatures:
+        where = f"cosignature at size {size}"
+        try:
+            note.parse_cosignature(line)
+        except LedgerError as e:
+            report.fail("checkpoints", where, f"not a cosignature line: {e.diagnostics()}")
+            continue
+        if size not in sizes:
+            report.fail("checkpoints", where, "no checkpoint of this size is stored")

@@ -19,6 +19,7 @@ from ledger.verify import (
     EventChecker,
     Report,
     check_checkpoints,
+    check_cosignatures,
     check_tree,
     decode,
     split_after_actor_events,
@@ -63,6 +64,7 @@ def verify_store(app: LedgerApp, *, origin: str, log_name: str, log_public_key: 
             log_name=log_name,
             log_public_key=log_public_key,
         )
+        check_cosignatures(report, store.all_cosignatures(), [size for size, _ in checkpoints])
     for subject in checker.keys_lost_without_erasure():
         report.fail(
             "disclosures",

@@ -652,36 +652,60 @@ def test_a_deleted_checkpoint_goes_unnoticed_by_verify_but_not_by_its_witness(
     damaged: Built, tmp_path: Path
 ) -> None:
     """Verify knows only the checkpoints the database still holds: deleting the latest one
-    (and its cosignature) is invisible to it. The protection lives with whoever holds a copy:
+    with its cosignature is invisible to it. The protection lives with whoever holds a copy:
     the witness remembers size 8 and refuses to cosign anything older or inconsistent
-    (tests/test_checkpoints.py::test_witness_refuses_rollback_same_size_fork_and_bad_signature).
-    Deleting the checkpoint alone leaves its cosignature behind, which verify could flag."""
+    (tests/test_checkpoints.py::test_witness_refuses_rollback_same_size_fork_and_bad_signature)."""
     su = damaged.su
     su.delete("checkpoints", damaged.row("checkpoints", size=8))
+    su.delete("cosignatures", damaged.row("cosignatures", size=8))
     code, report, _ = verify(damaged)
     assert code == 0, failures(report)
     assert report["checks"][9]["passed"] == 1  # only the checkpoint at size 6 is left
 
 
-@pytest.mark.parametrize("damage", ["line.byte", "size.byte", "delete", "near-copy", "swap"])
-def test_cosignature_damage_is_not_seen_by_verify_but_by_the_witness_key(
+def test_a_checkpoint_deleted_without_its_cosignature_is_reported(damaged: Built) -> None:
+    damaged.su.delete("checkpoints", damaged.row("checkpoints", size=8))
+    code, report, _ = verify(damaged)
+    assert code == 1
+    assert failures(report) == [
+        "checkpoints: cosignature at size 8: no checkpoint of this size is stored"
+    ]
+
+
+@pytest.mark.parametrize("damage", ["size.byte", "near-copy", "malformed"])
+def test_a_cosignature_without_its_checkpoint_or_malformed_is_reported(
     damaged: Built, damage: str
 ) -> None:
-    """Verify trusts only the log key (from the config file); it knows no witness keys, so it
-    does not read the cosignatures table. A regulator checks a cosignature with its own key:
-    a changed line no longer opens with it (shown here), a deleted one is missing from what
-    the provider shows. Verify could at least flag malformed lines and cosignatures without a
-    checkpoint, and check lines of witnesses the config file names."""
+    su = damaged.su
+    (_, second) = damaged.pristine["cosignatures"]
+    if damage == "size.byte":
+        su.replace("cosignatures", second, size=change_int(second["size"]))
+    elif damage == "near-copy":
+        su.insert("cosignatures", {**second, "size": 7})
+    else:
+        su.replace("cosignatures", second, line=second["line"].replace(" ", "  ", 1))
+    code, report, _ = verify(damaged)
+    assert code == 1
+    (failure,) = failures(report)
+    assert failure.startswith("checkpoints: cosignature at size ")
+    expected = "not a cosignature line" if damage == "malformed" else "no checkpoint of this size"
+    assert expected in failure
+
+
+@pytest.mark.parametrize("damage", ["line.byte", "delete", "swap"])
+def test_cosignature_damage_verify_cannot_see_is_seen_by_the_witness_key(
+    damaged: Built, damage: str
+) -> None:
+    """Verify trusts only the log key (from the config file); it knows no witness keys, so a
+    well-formed line for a stored checkpoint passes it. A regulator checks a cosignature with
+    its own key: a changed line no longer opens with it (shown here), a deleted one is missing
+    from what the provider shows."""
     su = damaged.su
     (first, second) = damaged.pristine["cosignatures"]
     if damage == "line.byte":
         su.replace("cosignatures", second, line=change_char(second["line"], len(WITNESS) + 4))
-    elif damage == "size.byte":
-        su.replace("cosignatures", second, size=change_int(second["size"]))
     elif damage == "delete":
         su.delete("cosignatures", second)
-    elif damage == "near-copy":
-        su.insert("cosignatures", {**second, "size": 7})
     else:
         su.swap("cosignatures", first, second, "line")
     code, report, _ = verify(damaged)

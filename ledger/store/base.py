@@ -377,6 +377,11 @@ class LedgerTables:
             )
             return [r["line"] for r in c.fetchall()]
 
+    def all_cosignatures(self) -> list[tuple[int, str]]:
+        with self.transaction(commit=False) as c:
+            c.execute(self.sql("SELECT size, line FROM {cosignatures} ORDER BY size, line"))
+            return [(int(r["size"]), r["line"]) for r in c.fetchall()]
+
     def add_cosignature(self, size: int, line: str) -> bool:
         """Store a cosignature line; False if it was already stored."""
         if line in self.cosignatures(size):
