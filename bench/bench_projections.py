@@ -2,28 +2,37 @@
 
 Builds a ledger of N incidents (through the real write path, in batches), then measures:
   - rebuild of the read tables from the whole log (events/s);
+  - incremental catch-up: the read tables rebuilt up to the last `--tail` events, then those
+    events applied by `catch_up` as a live ledger would (events/s);
   - wall-clock latency of CLI queries run as a user would (a fresh process each time,
     start-up included): `incidents list` for one service and month, `metrics` for a year,
-    `compliance --overdue`; p50 and p90 over repeated runs;
-  - import of a 10,000-row CSV through `calm-ledger import incidents` (rows/s).
+    `compliance --overdue`, `incidents show`, `audit person`, `--help`; p50 and p90 over
+    repeated runs, beside `python -c pass` and `python -c "import click"` as baselines;
+  - import of a 10,000-row CSV through `calm-ledger import incidents` (rows/s; skipped with
+    `--keep`, since it would grow the kept ledger).
 
 Run: python -m bench projections [--incidents 30000] [--backends sqlite,postgresql]
+     [--keep DIR]   build once into DIR (SQLite file, PostgreSQL schema named after N) and
+                    reuse it in later runs, e.g. to compare code before and after a change
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from bench.bench_append import store
+from bench.bench_append import PG, store
 from domain.incidents import Intervention, StaffInvolved
 from domain.roles import Role
 from domain.techniques import default_catalogue
@@ -35,7 +44,7 @@ from ledger.recording import NewIncident, RecordingService
 from ledger.setup import init_ledger
 from ledger.store import parse_store_url
 from projections.readstore import ReadStore
-from projections.runtime import rebuild
+from projections.runtime import catch_up, rebuild
 
 PASSPHRASE = "bench"
 KDF = Argon2Cost(memory_kib=64, iterations=1, lanes=1)
@@ -120,26 +129,95 @@ def time_rebuild(directory: Path, url: str) -> tuple[int, float]:
     return applied, elapsed
 
 
-def cli(directory: Path, *args: str) -> float:
-    env = {**os.environ, "CALM_LEDGER_PASSPHRASE": PASSPHRASE}
+def time_catch_up(directory: Path, url: str, tail: int) -> tuple[int, float]:
+    """Rebuild up to the last `tail` leaves, then time catching up with them."""
+    app = open_app(parse_store_url(url, base=directory))
+    read = ReadStore(app.store_url)
+    size = app.store.head().size
+    read.drop()
+    catch_up(app, read, stop=max(size - tail, 0))
     start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "--dir", str(directory), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    applied = catch_up(app, read)
+    elapsed = time.perf_counter() - start
+    read.close()
+    app.close()
+    return applied, elapsed
+
+
+def run(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
-        raise SystemExit(f"calm-ledger {' '.join(args)} failed: {done.stderr}")
-    return elapsed
+        raise SystemExit(f"{' '.join(command)} failed: {done.stderr}")
+    return elapsed, done.stdout
+
+
+def cli(directory: Path, *args: str) -> float:
+    env = {**os.environ, "CALM_LEDGER_PASSPHRASE": PASSPHRASE}
+    return run([sys.executable, "-m", "cli.main", "--dir", str(directory), *args], env)[0]
+
+
+def percentiles(times: list[float]) -> tuple[float, float]:
+    times = sorted(times)
+    return statistics.median(times), times[int(0.9 * (len(times) - 1))]
 
 
 def latency(directory: Path, *args: str, runs: int = 9) -> tuple[float, float]:
     cli(directory, *args)  # warm the page cache and the read tables
-    times = sorted(cli(directory, *args) for _ in range(runs))
-    return statistics.median(times), times[int(0.9 * (runs - 1))]
+    return percentiles([cli(directory, *args) for _ in range(runs)])
+
+
+def python_latency(code: str, runs: int = 9) -> tuple[float, float]:
+    command = [sys.executable, "-c", code]
+    run(command, dict(os.environ))
+    return percentiles([run(command, dict(os.environ))[0] for _ in range(runs)])
+
+
+def some_incident(directory: Path) -> str:
+    env = {**os.environ, "CALM_LEDGER_PASSPHRASE": PASSPHRASE}
+    _, out = run([sys.executable, "-m", "cli.main", "--dir", str(directory), *QUERIES[0][1]], env)
+    return str(json.loads(out)[0]["incident"])
+
+
+QUERIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "incidents list (one unit, one month)",
+        (
+            "incidents",
+            "list",
+            "--service",
+            "unit-3",
+            "--from",
+            "2025-06-01",
+            "--to",
+            "2025-07-01",
+            "--format",
+            "json",
+        ),
+    ),
+    (
+        "metrics (one unit, 12 months)",
+        (
+            "metrics",
+            "--service",
+            "unit-3",
+            "--from",
+            "2025-01-01",
+            "--to",
+            "2025-12-31",
+            "--format",
+            "json",
+        ),
+    ),
+    (
+        "compliance --overdue (all units)",
+        ("compliance", "--overdue", "--as-of", "2026-01-15T00:00Z", "--format", "json"),
+    ),
+    ("incidents show (one incident)", ("incidents", "show", "{ref}", "--format", "json")),
+    ("audit person (one person)", ("audit", "person", "unit-3-p7", "--format", "json")),
+    ("--help (start-up alone)", ("--help",)),
+)
 
 
 def time_import(directory: Path, rows: int = 10_000) -> float:
@@ -177,74 +255,73 @@ def time_import(directory: Path, rows: int = 10_000) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--incidents", type=int, default=30_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--tail", type=int, default=10_000, help="events in the catch-up")
+    parser.add_argument("--runs", type=int, default=9, help="runs per CLI query")
+    parser.add_argument("--keep", type=Path, help="build into, or reuse, this directory")
+    parser.add_argument("--skip", default="", help="measures to skip: rebuild,catch-up,cli,import")
     args = parser.parse_args()
-    print(f"{'store':<11}{'measure':<44}{'value':>14}")
-    with tempfile.TemporaryDirectory() as tmp:
+    skip = set(args.skip.split(","))
+    print(f"{'store':<11}{'measure':<44}{'value':>14}", flush=True)
+    for label, code in (("python -c pass", "pass"), ('python -c "import click"', "import click")):
+        p50, p90 = python_latency(code, args.runs)
+        print(f"{'-':<11}{label + ' p50 / p90 ms':<44}{_ms(p50, p90):>14}", flush=True)
+    with contextlib.ExitStack() as stack:
+        root = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         for backend in args.backends.split(","):
-            with store(backend, Path(tmp), "proj") as url:
-                directory = Path(tmp) / backend
+            directory = root / f"{backend}-{args.incidents}"
+            if args.keep:
+                url = _kept_store(backend, directory, args.incidents)
+            else:
+                url = stack.enter_context(store(backend, root, "proj"))
+            built = 0.0
+            if not args.keep or not (directory / "keys").exists():
                 start = time.perf_counter()
                 build(directory, url, args.incidents)
                 built = time.perf_counter() - start
-                applied, seconds = time_rebuild(directory, url)
-                rows = [
-                    ("events in the log", f"{applied:,}"),
-                    ("build (signed appends, 1000/tx), events/s", f"{applied / built:,.0f}"),
-                    ("rebuild read tables, events/s", f"{applied / seconds:,.0f}"),
-                ]
-                for label, query in (
-                    (
-                        "incidents list (one unit, one month)",
-                        (
-                            "incidents",
-                            "list",
-                            "--service",
-                            "unit-3",
-                            "--from",
-                            "2025-06-01",
-                            "--to",
-                            "2025-07-01",
-                            "--format",
-                            "json",
-                        ),
-                    ),
-                    (
-                        "metrics (one unit, 12 months)",
-                        (
-                            "metrics",
-                            "--service",
-                            "unit-3",
-                            "--from",
-                            "2025-01-01",
-                            "--to",
-                            "2025-12-31",
-                            "--format",
-                            "json",
-                        ),
-                    ),
-                    (
-                        "compliance --overdue (all units)",
-                        (
-                            "compliance",
-                            "--overdue",
-                            "--as-of",
-                            "2026-01-15T00:00Z",
-                            "--format",
-                            "json",
-                        ),
-                    ),
-                    ("--help (start-up alone)", ("--help",)),
-                ):
-                    p50, p90 = latency(directory, *query)
-                    rows.append(
-                        (f"CLI {label} p50 / p90 ms", f"{p50 * 1000:.0f} / {p90 * 1000:.0f}")
-                    )
-                rows.append(("import 10,000-row CSV, rows/s", f"{time_import(directory):,.0f}"))
-                for label, value in rows:
-                    print(f"{backend:<11}{label:<44}{value:>14}", flush=True)
+            for label, value in _measures(directory, url, args, skip, built):
+                print(f"{backend:<11}{label:<44}{value:>14}", flush=True)
+
+
+def _measures(
+    directory: Path, url: str, args: argparse.Namespace, skip: set[str], built: float
+) -> Iterator[tuple[str, str]]:
+    if "rebuild" not in skip:
+        applied, seconds = time_rebuild(directory, url)
+        yield "events in the log", f"{applied:,}"
+        if built:
+            yield "build (signed appends, 1000/tx), events/s", f"{applied / built:,.0f}"
+        yield "rebuild read tables, events/s", f"{applied / seconds:,.0f}"
+    if "catch-up" not in skip:
+        applied, seconds = time_catch_up(directory, url, args.tail)
+        yield f"catch up the last {applied:,} events, events/s", f"{applied / seconds:,.0f}"
+    if "cli" not in skip:
+        ref = some_incident(directory)
+        for label, query in QUERIES:
+            p50, p90 = latency(directory, *(a.format(ref=ref) for a in query), runs=args.runs)
+            yield f"CLI {label} p50 / p90 ms", _ms(p50, p90)
+    if not args.keep and "import" not in skip:
+        yield "import 10,000-row CSV, rows/s", f"{time_import(directory):,.0f}"
+
+
+def _kept_store(backend: str, directory: Path, incidents: int) -> str:
+    """A store that outlives the run: a file in the directory, or a PostgreSQL schema."""
+    if backend == "sqlite":
+        return f"sqlite:///{directory.resolve()}/ledger.db"
+    import psycopg
+
+    schema = f"bench_proj_keep_{incidents}"
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    return f"{PG}?schema={schema}"
+
+
+def _ms(p50: float, p90: float) -> str:
+    return f"{p50 * 1000:.0f} / {p90 * 1000:.0f}"
 
 
 if __name__ == "__main__":

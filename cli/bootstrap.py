@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 import click
 
 from ledger.config import LedgerConfig, load_config
-from ledger.errors import KeyLocked, ValidationError
-from ledger.keys import SigningKey, read_keystore
+from ledger.errors import KeyLocked, StorageUnavailable, ValidationError
 
 if TYPE_CHECKING:
     from ledger.app import LedgerApp
+    from ledger.keys import SigningKey
     from ledger.mapper import Signer
     from ledger.recording import RecordingService
     from ledger.store import StoreURL
@@ -67,6 +67,8 @@ class Context:
         return Signer(name, self.unlock(name))
 
     def unlock(self, name: str) -> SigningKey:
+        from ledger.keys import read_keystore
+
         path = self.config.keystore(name)
         if not path.exists():
             raise KeyLocked(f"no keystore for {name!r} at {path}")
@@ -84,18 +86,30 @@ class Context:
 
             self._read = ReadStore(self.store_url)
             self._read.connect()
-        if current:
-            from projections.runtime import catch_up, status
+        lag = self._lag(self._read) if current else 0
+        if lag > 0:
+            from projections.runtime import catch_up
 
-            lag = status(self.app, self._read).lag
             if lag > 2000:
                 click.echo(f"catching up the read tables ({lag} events)…", err=True)
             catch_up(self.app, self._read)
         return self._read
 
+    def _lag(self, read: ReadStore) -> int:
+        """Events not yet in the read tables. Read from the log's head table, so a query on
+        current read tables never opens the ledger application (eventsourcing, the mapper,
+        the keys); if that read fails, the application says why."""
+        try:
+            return read.log_size() - read.position()
+        except StorageUnavailable:
+            from projections.runtime import status
+
+            return status(self.app, read).lag
+
     def service_reader(self) -> RecordingService:
         """For reads: the service's lookups without unlocking a key. Its signer is no enrolled
         actor, so any write through it is refused."""
+        from ledger.keys import SigningKey
         from ledger.mapper import Signer
         from ledger.recording import RecordingService
 

@@ -20,14 +20,11 @@ from cli.records import (
     parse_time,
     read_record,
 )
-from domain.events import stream_id
-from domain.statutory import BEFOREHAND, DESCRIPTION, OUTCOME, REQUIRED
 from domain.vocabulary import DebriefType, InterventionType, Position, Reason, Recipient
-from ledger.app import storage_errors
-from ledger.envelope import decode_envelope
 from ledger.errors import ValidationError
-from ledger.recording import NewIncident, parse_command
-from projections.readstore import incident_filter
+
+# The write path (ledger.recording, domain.statutory) and the event decoders are imported in
+# the commands that use them: a query should not pay for them at start-up.
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -74,6 +71,8 @@ def record(
              --type 07 --technique one-person-hold --position standing --staff S-014
              --de-escalation "offered quiet space" --description "…" --outcome "…"
     """
+    from ledger.recording import NewIncident, parse_command
+
     service = ctx.service()
     if interactive:
         data = _ask(ctx, service)
@@ -107,11 +106,14 @@ def _incident_record(record: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-_PLAIN = {
-    id(BEFOREHAND): ("antecedents", "What was happening just before? (triggers, early signs)"),
-    id(DESCRIPTION): ("force_description", "Describe how force was used, step by step"),
-    id(OUTCOME): ("outcome", "What was the outcome? (how the person and staff were after)"),
-}
+def _plain() -> dict[int, tuple[str, str]]:
+    from domain.statutory import BEFOREHAND, DESCRIPTION, OUTCOME
+
+    return {
+        id(BEFOREHAND): ("antecedents", "What was happening just before? (triggers, early signs)"),
+        id(DESCRIPTION): ("force_description", "Describe how force was used, step by step"),
+        id(OUTCOME): ("outcome", "What was the outcome? (how the person and staff were after)"),
+    }
 
 
 def _ask(ctx: Context, service: Any) -> dict[str, Any]:
@@ -144,8 +146,10 @@ def _ask(ctx: Context, service: Any) -> dict[str, Any]:
             **({"technique_id": technique} if technique else {}),
         }
     ]
+    from domain.statutory import REQUIRED
+
     needed = {id(r) for p in profiles for r in REQUIRED.get(p, ())}
-    for requirement, (field, question) in _PLAIN.items():
+    for requirement, (field, question) in _plain().items():
         if requirement in needed:
             data[field] = click.prompt(question)
     return data
@@ -329,6 +333,10 @@ def show(ctx: Context, ref: str, fmt: str | None) -> None:
 
     Example: calm-ledger incidents show INC-1A2B3C4D5E6F --format json
     """
+    from domain.events import stream_id
+    from ledger.app import storage_errors
+    from ledger.envelope import decode_envelope
+
     reader = ctx.service_reader()
     reader.incident(ref)
     rows = []
@@ -390,33 +398,33 @@ def list_incidents(
 
     Example: calm-ledger incidents list --type 01 --from 2026-10-01 --to 2026-11-01
     """
+    import orjson
+
     read = ctx.read_model()
-    where, params = incident_filter(service, person, _bound(start), _bound(end))
     rows = []
-    for i in read.views("incidents", where=where, params=params):
-        if staff and not any(staff in iv.staff for iv in i.interventions):
+    for f in read.incident_facts(service, person, _bound(start), _bound(end)):
+        types, techniques = orjson.loads(f["types"]), orjson.loads(f["techniques"])
+        if staff and staff not in orjson.loads(f["staff"]):
             continue
-        if kind and not any(iv.type.value == kind for iv in i.interventions):
+        if (kind and kind not in types) or (technique and technique not in techniques):
             continue
-        if technique and not any(iv.technique_id == technique for iv in i.interventions):
-            continue
-        if planned is not None and i.planned != planned:
-            continue
-        if injury and not i.injuries:
+        if (planned is not None and bool(f["planned"]) != planned) or (
+            injury and not f["injuries"]
+        ):
             continue
         rows.append(
             {
-                "incident": i.ref,
-                "service": i.service_id,
-                "person": i.person_id,
-                "start": i.start.isoformat(),
-                "minutes": round(i.minutes, 1),
-                "types": [iv.type.value for iv in i.interventions],
-                "techniques": [iv.technique_id for iv in i.interventions if iv.technique_id],
-                "planned": i.planned,
-                "injuries": len(i.injuries),
-                "debriefs": len(i.debriefs),
-                "signed_off": i.signed_off_at is not None,
+                "incident": f["ref"],
+                "service": f["service_id"],
+                "person": f["person_id"],
+                "start": f["start"],
+                "minutes": round(f["minutes"], 1),
+                "types": types,
+                "techniques": techniques,
+                "planned": bool(f["planned"]),
+                "injuries": f["injuries"],
+                "debriefs": f["debriefs"],
+                "signed_off": bool(f["signed_off"]),
             }
         )
     emit(

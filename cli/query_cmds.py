@@ -10,24 +10,33 @@ import click
 from cli.bootstrap import Context
 from cli.output import emit, format_option, status
 from cli.records import now, parse_day, parse_time
-from ledger.errors import ValidationError
+from ledger.errors import NotFound, ValidationError
 from projections.metrics import (
+    DEFAULT_WINDOWS,
     METRIC_NAMES,
     Period,
+    PeriodMetrics,
     as_rows,
     change_against_baseline,
-    compute_metrics,
     metric_series,
+    metrics_from_tallies,
 )
 
 pass_context = click.make_pass_decorator(Context)
 PERIODS = ["week", "month", "quarter", "year"]
 
 
-def _state(ctx: Context, service: str | None, first: date, last: date) -> Any:
-    """Only the incidents the query needs (by service and start date), and the small views."""
-    return ctx.read_model().load_state(
-        service_id=service, start=first.isoformat(), end=(last + timedelta(days=1)).isoformat()
+def _metrics(
+    ctx: Context, service: str | None, first: date, last: date, by: str
+) -> list[PeriodMetrics]:
+    """compute_metrics over the read tables: the database adds up each day's incidents and
+    only occupancy records are decoded (tests/test_query_cli.py checks both agree)."""
+    read = ctx.read_model()
+    if service is not None and not read.knows_service(service):
+        raise NotFound(f"no service {service!r} in the ledger")
+    days = read.metric_tallies(service, first, last, DEFAULT_WINDOWS.limits_us())
+    return metrics_from_tallies(
+        days, read.occupancy(), service_id=service, start=first, end=last, by=cast(Period, by)
     )
 
 
@@ -70,8 +79,7 @@ def metrics(
     b_first, b_last = (
         _range(baseline_from, baseline_to) if baseline_from or baseline_to else (first, last)
     )
-    state = _state(ctx, service, min(first, b_first), max(last, b_last))
-    rows = compute_metrics(state, service_id=service, start=first, end=last, by=cast(Period, by))
+    rows = _metrics(ctx, service, first, last, by)
     if publish:
         from projections.disclosure import MHSDS, protect_rows
 
@@ -80,9 +88,7 @@ def metrics(
         out = as_rows(rows)
     emit(out, fmt, list(out[0]) if out else ["label"])
     if baseline_from or baseline_to:
-        baseline = compute_metrics(
-            state, service_id=service, start=b_first, end=b_last, by=cast(Period, by)
-        )
+        baseline = _metrics(ctx, service, b_first, b_last, by)
         for name, change in change_against_baseline(rows, baseline).items():
             shown = "n/a" if change is None else f"{change:+.1%}"
             status(f"change against baseline in {name}: {shown}")
@@ -118,8 +124,7 @@ def spc(
     from projections.spc import xmr
 
     first, last = _range(start, end)
-    state = _state(ctx, service, first, last)
-    rows = compute_metrics(state, service_id=service, start=first, end=last, by=cast(Period, by))
+    rows = _metrics(ctx, service, first, last, by)
     chart = xmr(
         metric_series(rows, metric),
         baseline=_baseline(baseline),
@@ -185,7 +190,11 @@ def compliance(
 
     when = parse_time(as_of, "--as-of") if as_of else now()
     since = (when - timedelta(days=days)).date().isoformat()
-    state = ctx.read_model().load_state(service_id=service, start=since)
+    state = ctx.read_model().load_state(
+        service_id=service,
+        start=since,
+        kinds=("services", "people", "staff", "plans", "authorisations", "incidents"),
+    )
     findings = evaluate(state, when, service_id=service)
     wanted = {Status.OPEN} if only_open else {Status.OVERDUE} if only_overdue else None
     rows = [

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from functools import cache
@@ -150,7 +150,28 @@ class PersonInService:
 
 def incidents(state: State, service_id: str, as_of: datetime) -> Iterator[IncidentView]:
     """Incidents of the service that had started by `as_of`, oldest first."""
+    if isinstance(state, _Evaluation):
+        return iter(state.started(service_id, as_of))
     return (i for i in state.incidents_of(service_id) if i.start <= as_of)
+
+
+@dataclass
+class _Evaluation(State):
+    """The state as one `evaluate` reads it. Nothing changes meanwhile, so each service's
+    incidents are sorted and filtered once, not once per rule (~20 rules a service)."""
+
+    _started: dict[tuple[str, datetime], tuple[IncidentView, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, state: State) -> _Evaluation:
+        return cls(**{f.name: getattr(state, f.name) for f in fields(State)})
+
+    def started(self, service_id: str, as_of: datetime) -> tuple[IncidentView, ...]:
+        key = (service_id, as_of)
+        if key not in self._started:
+            found = self.incidents_of(service_id)
+            self._started[key] = tuple(i for i in found if i.start <= as_of)
+        return self._started[key]
 
 
 def staff_uses(state: State, service_id: str, as_of: datetime) -> Iterator[StaffUse]:
@@ -987,6 +1008,7 @@ def evaluate(
     if service_id is not None and service_id not in state.services:
         raise InvalidValue(f"unknown service {service_id!r}")
     configured = load_profiles() if profiles is None else profiles
+    state = _Evaluation.of(state)
     findings: list[Finding] = []
     for sid in sorted(state.services):
         if service_id is not None and sid != service_id:

@@ -53,6 +53,11 @@ def apply(state: State, event: DomainEvent, actor: str) -> None:
     state.size += 1
 
 
+def handled(event_type: str) -> bool:
+    """Whether events of this type change the state (others only count towards its size)."""
+    return event_type in _HANDLERS
+
+
 def fold(events: Iterable[tuple[DomainEvent, str]], state: State | None = None) -> State:
     state = state or State()
     for event, actor in events:

@@ -14,14 +14,17 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
-from datetime import UTC, date, timedelta
+from dataclasses import dataclass, field, fields
+from datetime import date, timedelta
 from fractions import Fraction
 from typing import Literal, get_args
 
 from domain.vocabulary import DebriefType
 from ledger.errors import NotFound, ValidationError
+from projections.facts import TIMED_DEBRIEFS, first_debrief_after_end, incident_date
 from projections.model import IncidentView, OccupancyView, State
+
+__all__ = ["incident_date"]  # re-exported: reports and rules date incidents the same way
 
 Period = Literal["week", "month", "quarter", "year"]
 PERIODS: tuple[str, ...] = get_args(Period)
@@ -47,8 +50,62 @@ class DebriefWindows:
             if not isinstance(window, timedelta) or window < timedelta(0):
                 raise ValidationError(f"debrief window {f.name} must be a duration of 0 or more")
 
+    def limits_us(self) -> tuple[int, ...]:
+        """The windows of TIMED_DEBRIEFS, in that order, in microseconds."""
+        windows = {
+            DebriefType.IMMEDIATE: self.immediate,
+            DebriefType.PERSON: self.person,
+            DebriefType.POST_INCIDENT_REVIEW: self.post_incident_review,
+        }
+        return tuple(windows[kind] // timedelta(microseconds=1) for kind in TIMED_DEBRIEFS)
+
 
 DEFAULT_WINDOWS = DebriefWindows()
+
+
+@dataclass
+class Tally:
+    """What one period's metrics are computed from, added up incident by incident (from
+    views) or group by group (from the read tables, `ReadStore.metric_tallies`)."""
+
+    incidents: int = 0
+    services: set[str] = field(default_factory=set)
+    per_person: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    minutes: list[float] = field(default_factory=list)
+    planned: int = 0
+    injuries: int = 0
+    prone: int = 0
+    # Summed only in _metrics, in (start, ref) order of the incidents, so the float sum is
+    # the same bit for bit however the tally was put together.
+    prone_minutes: list[float] = field(default_factory=list)
+    on_time: list[int] = field(default_factory=lambda: [0] * len(TIMED_DEBRIEFS))
+
+    def add(self, incident: IncidentView, limits_us: Sequence[int]) -> None:
+        self.incidents += 1
+        self.services.add(incident.service_id)
+        # MHS77-style: every recorded intervention counts (see docs/metrics.md on MHSDS pairs).
+        self.per_person[incident.person_id] += len(incident.interventions)
+        self.minutes.append(incident.minutes)
+        self.planned += incident.planned
+        self.injuries += len(incident.injuries)
+        self.prone += incident.prone
+        self.prone_minutes.append(incident.prone_minutes)
+        for n, (kind, limit) in enumerate(zip(TIMED_DEBRIEFS, limits_us, strict=True)):
+            delay = first_debrief_after_end(incident, kind)
+            if delay is not None and delay <= limit:
+                self.on_time[n] += 1
+
+    def merge(self, other: Tally) -> None:
+        self.incidents += other.incidents
+        self.services |= other.services
+        for person, count in other.per_person.items():
+            self.per_person[person] += count
+        self.minutes += other.minutes
+        self.planned += other.planned
+        self.injuries += other.injuries
+        self.prone += other.prone
+        self.prone_minutes += other.prone_minutes
+        self.on_time = [a + b for a, b in zip(self.on_time, other.on_time, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -111,25 +168,59 @@ def compute_metrics(
     `start`..`end` (their `start`/`end` fields say so). Periods without events still appear,
     with zero counts and None for the figures that need an incident or a denominator.
     """
-    if by not in PERIODS:
-        raise ValidationError(f"unknown period {by!r}; choose one of: {', '.join(PERIODS)}")
-    if end < start:
-        raise ValidationError(f"the range ends ({end}) before it starts ({start})")
+    _check_range(start, end, by)
     if service_id is not None and not _known_service(state, service_id):
         raise NotFound(f"no service {service_id!r} in the ledger")
-
+    limits = windows.limits_us()
     periods = list(_periods(start, end, by))
-    buckets: list[list[IncidentView]] = [[] for _ in periods]
+    tallies = [Tally() for _ in periods]
     index = {p_start: n for n, (_, p_start, _) in enumerate(periods)}
     for incident in state.incidents_of(service_id):
         day = incident_date(incident)
         if start <= day <= end:
-            buckets[index[max(_period_start(day, by), start)]].append(incident)
-
+            tallies[index[max(_period_start(day, by), start)]].add(incident, limits)
     occupancy = _occupancy_by_service(state.occupancy.values(), service_id)
+    return _metrics_of(periods, tallies, occupancy, service_id)
+
+
+def metrics_from_tallies(
+    days: Iterable[tuple[date, Tally]],
+    occupancy: Iterable[OccupancyView],
+    *,
+    service_id: str | None,
+    start: date,
+    end: date,
+    by: Period = "month",
+) -> list[PeriodMetrics]:
+    """`compute_metrics` from tallies already added up per day, in (start, ref) order of
+    their incidents (the read tables answer so; see `ReadStore.metric_tallies`). The caller
+    checks the service exists and computes the tallies with the windows it wants."""
+    _check_range(start, end, by)
+    periods = list(_periods(start, end, by))
+    tallies = [Tally() for _ in periods]
+    index = {p_start: n for n, (_, p_start, _) in enumerate(periods)}
+    for day, tally in days:
+        if start <= day <= end:
+            tallies[index[max(_period_start(day, by), start)]].merge(tally)
+    return _metrics_of(periods, tallies, _occupancy_by_service(occupancy, service_id), service_id)
+
+
+def _check_range(start: date, end: date, by: str) -> None:
+    if by not in PERIODS:
+        raise ValidationError(f"unknown period {by!r}; choose one of: {', '.join(PERIODS)}")
+    if end < start:
+        raise ValidationError(f"the range ends ({end}) before it starts ({start})")
+
+
+def _metrics_of(
+    periods: Sequence[tuple[str, date, date]],
+    tallies: Sequence[Tally],
+    occupancy: dict[str, list[OccupancyView]],
+    service_id: str | None,
+) -> list[PeriodMetrics]:
     return [
-        _metrics(label, p_start, p_end, found, occupancy, service_id, windows)
-        for (label, p_start, p_end), found in zip(periods, buckets, strict=True)
+        _metrics(label, p_start, p_end, tally, occupancy, service_id)
+        for (label, p_start, p_end), tally in zip(periods, tallies, strict=True)
     ]
 
 
@@ -148,14 +239,13 @@ def range_metrics(
         raise ValidationError(f"the range ends ({end}) before it starts ({start})")
     if service_id is not None and not _known_service(state, service_id):
         raise NotFound(f"no service {service_id!r} in the ledger")
-    found = [i for i in state.incidents_of(service_id) if start <= incident_date(i) <= end]
+    tally = Tally()
+    limits = windows.limits_us()
+    for incident in state.incidents_of(service_id):
+        if start <= incident_date(incident) <= end:
+            tally.add(incident, limits)
     occupancy = _occupancy_by_service(state.occupancy.values(), service_id)
-    return _metrics(label, start, end, found, occupancy, service_id, windows)
-
-
-def incident_date(incident: IncidentView) -> date:
-    """The date an incident belongs to: the UTC calendar date of its start."""
-    return incident.start.astimezone(UTC).date()
+    return _metrics(label, start, end, tally, occupancy, service_id)
 
 
 def change_against_baseline(
@@ -211,44 +301,36 @@ def _metrics(
     label: str,
     start: date,
     end: date,
-    incidents: Sequence[IncidentView],
+    tally: Tally,
     occupancy: dict[str, list[OccupancyView]],
     service_id: str | None,
-    windows: DebriefWindows,
 ) -> PeriodMetrics:
-    n = len(incidents)
-    # MHS77-style: every recorded intervention counts (see docs/metrics.md on MHSDS pairs).
-    per_person: dict[str, int] = defaultdict(int)
-    for incident in incidents:
-        per_person[incident.person_id] += len(incident.interventions)
-    interventions = sum(per_person.values())
-    scope = {service_id} if service_id is not None else {i.service_id for i in incidents}
+    n = tally.incidents
+    interventions = sum(tally.per_person.values())
+    scope = {service_id} if service_id is not None else tally.services
     person_days = _person_days(occupancy, scope, start, end, all_services=service_id is None)
-    minutes = sorted(i.minutes for i in incidents)
-    planned = sum(1 for i in incidents if i.planned)
-    injuries = sum(len(i.injuries) for i in incidents)
+    minutes = sorted(tally.minutes)
+    immediate, person, review = (_share(on_time, n) for on_time in tally.on_time)
     return PeriodMetrics(
         label=label,
         start=start,
         end=end,
         interventions=interventions,
         incidents=n,
-        people=sum(1 for count in per_person.values() if count),
+        people=sum(1 for count in tally.per_person.values() if count),
         person_days=person_days,
         rate_per_1000=interventions / person_days * 1000 if person_days else None,
-        prone_share=_share(sum(1 for i in incidents if i.prone), n),
-        prone_minutes=sum(i.prone_minutes for i in incidents),
+        prone_share=_share(tally.prone, n),
+        prone_minutes=sum(tally.prone_minutes),
         median_minutes=statistics.median(minutes) if minutes else None,
         p90_minutes=_nearest_rank(minutes, 90),
-        injuries_per_100=injuries / interventions * 100 if interventions else None,
-        planned=planned,
-        emergency=n - planned,
-        immediate_debrief_within_24h=_timely(incidents, DebriefType.IMMEDIATE, windows.immediate),
-        person_debrief_within_72h=_timely(incidents, DebriefType.PERSON, windows.person),
-        post_incident_review_within_7d=_timely(
-            incidents, DebriefType.POST_INCIDENT_REVIEW, windows.post_incident_review
-        ),
-        top10pct_share=_top_decile_share(per_person.values()),
+        injuries_per_100=tally.injuries / interventions * 100 if interventions else None,
+        planned=tally.planned,
+        emergency=n - tally.planned,
+        immediate_debrief_within_24h=immediate,
+        person_debrief_within_72h=person,
+        post_incident_review_within_7d=review,
+        top10pct_share=_top_decile_share(tally.per_person.values()),
     )
 
 
@@ -262,18 +344,6 @@ def _nearest_rank(ordered: Sequence[float], percentile: int) -> float | None:
         return None
     rank = -(-percentile * len(ordered) // 100)
     return ordered[rank - 1]
-
-
-def _timely(
-    incidents: Sequence[IncidentView], kind: DebriefType, window: timedelta
-) -> float | None:
-    """Share of incidents whose first *held* debrief of `kind` is within `window` of the end."""
-    on_time = 0
-    for incident in incidents:
-        held = [d.at for d in incident.debriefs if d.debrief_type is kind and d.held]
-        if held and min(held) - incident.end <= window:
-            on_time += 1
-    return _share(on_time, len(incidents))
 
 
 def _top_decile_share(counts: Iterable[int]) -> float | None:

@@ -4,6 +4,7 @@ on stderr, the right exit code, and nothing written."""
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,55 @@ def test_erase_through_the_cli_keeps_the_ledger_verifiable(ledger: Ledger) -> No
 def test_help_needs_no_ledger(args: list[str], tmp_path: Path) -> None:
     result = run_cli(["--dir", str(tmp_path / "none"), *args])
     assert result.exit_code == 0 and "Usage" in result.stdout
+
+
+@pytest.mark.parametrize("limit", [20, 45, 80, 200])
+def test_help_lists_each_command_as_its_own_help_would(limit: int) -> None:
+    """`--help` lists commands from summaries kept in cli/main.py (so it imports none of
+    them); each must shorten to what the command's own help gives."""
+    import click
+
+    from cli.main import COMMANDS, cli
+
+    context = click.Context(cli)
+    for name, (_target, summary) in COMMANDS.items():
+        command = cli.get_command(context, name)
+        assert command is not None
+        listed = click.Command(name, help=summary).get_short_help_str(limit)
+        assert listed == command.get_short_help_str(limit), name
+
+
+def test_help_imports_no_command_module() -> None:
+    """Start-up: `calm-ledger --help` loads click and the group, not the commands (whose
+    imports reach pydantic, eventsourcing and the database drivers)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from cli.main import main; sys.argv = ['calm-ledger', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "loaded = [m for m in ('pydantic', 'eventsourcing', 'psycopg', 'cryptography',"
+        " 'cli.incidents', 'projections.readstore') if m in sys.modules]\n"
+        "print(loaded, file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr.strip() == "[]", done.stderr
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [],
+        [{}],
+        [{"a": 1, "b": [], "c": {}, "d": None, "e": True, "f": 0.1, "g": -0.0, "h": 1e-5}],
+        [{"text": 'r\u00e9\u2013\u2264 \U0001f600 \u2028 \x7f \x01\n\t"\\/', "n": 2**63}],
+        [{"big": 2**64, "small": -(2**63) - 1}],
+        [{"due": date(2026, 1, 1), "nan": float("nan"), "k": "\ud800"}],
+        [{"types": ["07", "01"], "minutes": 12.5, "x": 1e16, "y": 12345678901234.5}] * 3,
+    ],
+)
+def test_json_output_is_what_json_dumps_writes(rows: list[dict[str, object]]) -> None:
+    """`--format json` uses orjson where it writes the same bytes as the standard library."""
+    from cli.output import to_json
+
+    assert to_json(rows) == json.dumps(rows, indent=2, default=str)

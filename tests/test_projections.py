@@ -8,10 +8,11 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from ledger.app import open_app
 from ledger.store import parse_store_url
-from projections.readstore import ReadStore
+from projections.readstore import TABLES, ReadStore
 from projections.runtime import catch_up, rebuild, status, verify_read_model
 from tests.conftest import Ledger
 from tests.history import add_incidents, setup_ward
@@ -22,7 +23,8 @@ def snapshot(read: ReadStore) -> tuple[list[tuple[object, ...]], list[tuple[obje
         "SELECT kind, key, service_id, person_id, at, body FROM {p}rm_views ORDER BY kind, key"
     )
     audit = read.query("SELECT * FROM {p}rm_audit ORDER BY leaf")
-    return views, audit, read.position()
+    facts = read.query("SELECT * FROM {p}rm_incidents ORDER BY ref")
+    return views, audit + facts, read.position()
 
 
 def test_incremental_catch_up_equals_rebuild(ledger: Ledger) -> None:
@@ -138,6 +140,109 @@ def test_concurrent_catch_ups_apply_each_event_once(ledger: Ledger) -> None:
     assert sum(applied) == size
     read = ReadStore(ledger.store_url)
     assert status(service.app, read).lag == 0
+    assert verify_read_model(service.app, read) == []
+    read.close()
+    service.app.close()
+
+
+def _first_connect(db: str, directory: str, barrier: Any) -> int:
+    barrier.wait()  # every worker runs its first connect at the same moment
+    read = ReadStore(parse_store_url(db, base=Path(directory)))
+    try:
+        return read.position()
+    finally:
+        read.close()
+
+
+def _connect(db: str, directory: str) -> None:
+    read = ReadStore(parse_store_url(db, base=Path(directory)))
+    read.connect()
+    read.close()
+
+
+def _drop_read_tables(ledger: Ledger) -> None:
+    read = ReadStore(ledger.store_url)
+    read.connect()
+    with read.transaction() as c:
+        for table in TABLES:
+            c.execute(read.sql(f"DROP TABLE IF EXISTS {{p}}{table}"))
+    read.close()
+
+
+def test_concurrent_first_connects_create_the_read_tables_once(ledger: Ledger) -> None:
+    """Four processes connect to a ledger without read tables at the same moment, three times
+    over: schema creation is serialised (on PostgreSQL two concurrent CREATE TABLE IF NOT
+    EXISTS otherwise fail on the catalogue's unique index), so every connect succeeds."""
+    setup_ward(ledger).app.close()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager, ctx.Pool(4) as pool:
+        for _round in range(3):
+            _drop_read_tables(ledger)
+            barrier = manager.Barrier(4)
+            args = [(ledger.db, str(ledger.directory), barrier)] * 4
+            assert pool.starmap(_first_connect, args) == [0] * 4
+
+
+def test_schema_creation_waits_for_the_advisory_lock(ledger: Ledger) -> None:
+    """The race made deterministic: while another session holds the read tables' advisory
+    lock, a first connect waits; once it is released, the connect completes."""
+    if ledger.store_url.backend != "postgresql":
+        return  # SQLite serialises schema creation with BEGIN IMMEDIATE
+    import psycopg
+
+    setup_ward(ledger).app.close()
+    _drop_read_tables(ledger)
+    url, read = ledger.store_url, ReadStore(ledger.store_url)
+    where: dict[str, Any] = {"host": url.pg_host, "port": url.pg_port, "user": url.pg_user}
+    where |= {"password": url.pg_password or None, "dbname": url.pg_dbname}
+    holder = psycopg.connect(**where)
+    holder.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (read._lock_name(),))
+    child = multiprocessing.get_context("spawn").Process(
+        target=_connect, args=(ledger.db, str(ledger.directory))
+    )
+    child.start()
+    watcher = psycopg.connect(**where, autocommit=True)
+    deadline, waiting = time.monotonic() + 60, 0
+    while not waiting and child.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+        waiting = watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"
+            " AND query LIKE '%%pg_advisory_xact_lock%%'"
+        ).fetchone()[0]  # type: ignore[index]
+    watcher.close()
+    assert waiting and child.is_alive()  # waiting for the lock, neither failed nor done
+    holder.commit()
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert _position(ledger) == 0
+    holder.close()
+
+
+def test_projections_follow_applies_new_events_until_terminated(ledger: Ledger) -> None:
+    """`calm-ledger projections follow` in its own process: it applies what is appended
+    while it runs, and stops cleanly on SIGTERM."""
+    import subprocess
+    import sys
+
+    service = setup_ward(ledger)
+    where = ["--dir", str(ledger.directory), "--db", ledger.db]
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *where, "projections", "follow", "--interval", "0.1"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        add_incidents(service, 6)
+        size = service.app.store.head().size
+        deadline = time.monotonic() + 60
+        while _position(ledger) < size and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _position(ledger) == size
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        _, errors = follower.communicate(timeout=30)
+    assert follower.returncode == 0, errors
+    read = ReadStore(ledger.store_url)
     assert verify_read_model(service.app, read) == []
     read.close()
     service.app.close()

@@ -107,3 +107,88 @@ def test_projection_status_rebuild_and_verify(ward: Ledger) -> None:
     assert result.exit_code == 0, result.stderr
     verified = run_cli(["--dir", str(ward.directory), "projections", "verify"], env=ENV)
     assert verified.exit_code == 0 and "agree" in verified.stdout
+
+
+@pytest.mark.parametrize("by", ["week", "month", "quarter", "year"])
+@pytest.mark.parametrize("service", ["ward-3", None])
+def test_metrics_from_read_tables_equal_metrics_from_views(
+    ward: Ledger, by: str, service: str | None
+) -> None:
+    """The CLI adds incidents up in SQL (rm_incidents); the figures must be those that
+    compute_metrics gives from the whole views, bit for bit."""
+    from datetime import date
+
+    from projections.metrics import (
+        DEFAULT_WINDOWS,
+        as_rows,
+        compute_metrics,
+        metrics_from_tallies,
+    )
+    from projections.readstore import ReadStore
+    from projections.runtime import catch_up
+
+    app = ward.open()
+    read = ReadStore(ward.store_url)
+    catch_up(app, read)
+    first, last = date(2025, 1, 1), date(2027, 12, 31)
+    state = read.load_state()
+    tallies = read.metric_tallies(service, first, last, DEFAULT_WINDOWS.limits_us())
+    assert sorted(read.occupancy(), key=repr) == sorted(state.occupancy.values(), key=repr)
+    from_sql = metrics_from_tallies(
+        tallies, read.occupancy(), service_id=service, start=first, end=last, by=by
+    )
+    from_views = compute_metrics(state, service_id=service, start=first, end=last, by=by)
+    assert sum(row.incidents for row in from_views) == 30
+    assert from_sql == from_views
+    assert as_rows(from_sql) == as_rows(from_views)
+    read.close()
+    app.close()
+
+
+def test_register_lists_what_the_views_hold(ward: Ledger) -> None:
+    """`incidents list` answers from rm_incidents; each row agrees with the incident's view."""
+    from projections.readstore import ReadStore
+
+    listed = cli(ward, "incidents", "list")
+    read = ReadStore(ward.store_url)
+    views = {i.ref: i for i in read.load_state(kinds=("incidents",)).incidents.values()}
+    read.close()
+    assert [row["incident"] for row in listed] == [
+        i.ref for i in sorted(views.values(), key=lambda i: (i.start, i.ref))
+    ]
+    for row in listed:
+        i = views[str(row["incident"])]
+        assert row["start"] == i.start.isoformat()
+        assert row["minutes"] == round(i.minutes, 1)
+        assert row["types"] == [iv.type.value for iv in i.interventions]
+        assert row["techniques"] == [iv.technique_id for iv in i.interventions if iv.technique_id]
+        assert (row["planned"], row["injuries"]) == (i.planned, len(i.injuries))
+        assert (row["debriefs"], row["signed_off"]) == (
+            len(i.debriefs),
+            i.signed_off_at is not None,
+        )
+
+
+@pytest.mark.parametrize(
+    "query", [["incidents", "list", "--service", "ward-3"], ["metrics", "--service", "ward-3"]]
+)
+def test_queries_on_current_read_tables_load_no_ledger_machinery(
+    ward: Ledger, query: list[str]
+) -> None:
+    """Start-up: with the read tables current, the register and the metrics are answered in
+    SQL, without pydantic, eventsourcing or the signing libraries."""
+    import subprocess
+    import sys
+
+    cli(ward, "incidents", "list")  # catch up first
+    probe = (
+        "import io, sys, contextlib\nfrom cli.main import main\n"
+        f"sys.argv = ['calm-ledger', '--dir', {str(ward.directory)!r}, '--db', {ward.db!r},"
+        f" *{query!r}, '--format', 'json']\n"
+        "try:\n    with contextlib.redirect_stdout(io.StringIO()):\n        main()\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "heavy = ('pydantic', 'eventsourcing', 'cryptography', 'nacl', 'ledger.app')\n"
+        "print([m for m in heavy if m in sys.modules], file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr.strip() == "[]", done.stderr
