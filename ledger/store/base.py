@@ -176,11 +176,17 @@ class LedgerTables:
         return True
 
     def signer_check_passed(self, cursor: Any, events: Sequence[StoredEvent]) -> None:
-        assert self._signer_guard is not None
+        versions = [r["originator_version"] for r in cursor.fetchall()]
+        self.check_signer_versions(versions, events)
+
+    def check_signer_versions(self, versions: Iterable[int], events: Sequence[StoredEvent]) -> None:
+        """`versions`: those of the signer's actor stream after the one it was authorised
+        from, as stored now, under the lock; the batch's own events may be among them."""
+        if self._signer_guard is None:
+            return
         stream = self._signer_guard[0]
         ours = {e.originator_version for e in events if e.originator_id == stream}
-        newer = {int(r["originator_version"]) for r in cursor.fetchall()} - ours
-        if newer:
+        if {int(v) for v in versions} - ours:
             raise SignerChanged(
                 "the signer's actor record changed while this was being recorded"
                 " (re-keyed or revoked); nothing was written"
@@ -190,12 +196,8 @@ class LedgerTables:
         if self.send_signer_check(cursor):
             self.signer_check_passed(cursor, events)
 
-    @property
-    def _read_head_sql(self) -> str:
-        return self.sql("SELECT size, border FROM {log_heads} ORDER BY size DESC LIMIT 1")
-
     def read_head(self, cursor: Any) -> Head:
-        cursor.execute(self._read_head_sql)
+        cursor.execute(self.sql("SELECT size, border FROM {log_heads} ORDER BY size DESC LIMIT 1"))
         return self.head_from_row(cursor.fetchone())
 
     @staticmethod

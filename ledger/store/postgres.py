@@ -115,38 +115,54 @@ class LedgerPostgresRecorder(LedgerTables, PostgresApplicationRecorder):
             conn.pipeline(),  # outside the transaction, so its COMMIT joins the tree rows
             conn.transaction(),
         ):
-            curs = conn.cursor(row_factory=dict_row)
-            # Round trip 1: lock, insert, head and signer check. Round trip 2: the tree rows
-            # and the commit. Every statement whose rows are read has a cursor of its own:
-            # psycopg hands a pipelined result to the cursor that sent it, and a cursor with
-            # two statements in flight may be handed the first when waiting for the second.
-            # (No explicit `Pipeline.sync()`: with a large batch still in libpq's send buffer
-            # it waited for results the server could not send; fetching flushes first.)
-            inserting, reading_head, checking, keying = (
-                curs.connection.cursor(row_factory=dict_row) for _ in range(4)
-            )
+            # Round trip 1: lock, insert, and one statement for everything else read under
+            # the lock. Round trip 2: one statement for the tree rows, and the commit. Each
+            # statement whose rows are read has its own cursor: a cursor with two statements
+            # in flight may be handed the first's result when waiting for the second's. (No
+            # explicit `Pipeline.sync()`: with a large batch still in libpq's send buffer it
+            # waited for results the server could not send; fetching flushes first.)
+            curs, inserting, reading = (conn.cursor(row_factory=dict_row) for _ in range(3))
             self._lock_table(curs)
-            self._notify_channel(curs)
             inserting.execute(self._insert_returning, (rows,))
-            reading_head.execute(self._read_head_sql)
-            checking_signer = self.send_signer_check(checking)
             new_keys = self.take_used_keys()
-            if new_keys:
-                keying.execute(self._insert_new_keys, _columns(new_keys, 2))
+            reading.execute(self._under_the_lock, self._under_the_lock_params(new_keys))
             returned = {
                 (str(r["originator_id"]), int(r["originator_version"])): int(r["notification_id"])
                 for r in inserting.fetchall()
             }
-            if checking_signer:
-                self.signer_check_passed(checking, stored_events)
-            if new_keys:
-                stored = {r["subject"] for r in keying.fetchall()}
-                self.new_keys_clashed({s for s, _ in new_keys} - stored)
-            head = self.head_from_row(reading_head.fetchone())
+            state = reading.fetchone()
+            if state is None:
+                raise AssertionError("the read under the lock returned no row")
+            self.check_signer_versions(state["signer_versions"] or (), stored_events)
+            self.new_keys_clashed({s for s, _ in new_keys} - set(state["keys_stored"] or ()))
+            head = self.head_from_row(state if state["size"] is not None else None)
             ids = [returned[(str(e.originator_id), e.originator_version)] for e in stored_events]
             self.write_tree(curs, head, stored_events, ids)
         self.appended()
         return ids
+
+    @property
+    def _under_the_lock(self) -> str:
+        """Store the new subjects' keys (unless a subject has one), notify listeners, and read
+        the log head and the signer's actor versions after the one it was authorised from."""
+        return self.sql(
+            "WITH keys_stored AS ("
+            " INSERT INTO {subject_keys} (subject, data_key)"
+            " SELECT * FROM unnest(%s::text[], %s::bytea[])"
+            " ON CONFLICT (subject) DO NOTHING RETURNING subject)"
+            " SELECT head.size, head.border,"
+            " (SELECT array_agg(originator_version) FROM {events}"
+            "  WHERE originator_id = %s AND originator_version > %s) AS signer_versions,"
+            " (SELECT array_agg(subject) FROM keys_stored) AS keys_stored,"
+            " pg_notify(%s, '') AS notified"
+            " FROM (SELECT 1) AS one LEFT JOIN LATERAL"
+            " (SELECT size, border FROM {log_heads} ORDER BY size DESC LIMIT 1) AS head ON true"
+        )
+
+    def _under_the_lock_params(self, new_keys: list[tuple[str, bytes]]) -> list[Any]:
+        stream, version = self._signer_guard or (None, 0)
+        subjects, keys = _columns(new_keys, 2)
+        return [subjects, keys, stream, version, self.channel_name]
 
     def insert_tree_rows(
         self,
@@ -155,31 +171,17 @@ class LedgerPostgresRecorder(LedgerTables, PostgresApplicationRecorder):
         nodes: list[tuple[int, int, bytes]],
         head: tuple[int, bytes],
     ) -> None:
-        """Each table in one statement over arrays: one INSERT per row cost a third more."""
+        """All three tables in one statement over arrays (one INSERT per row cost a third
+        more)."""
         cursor.execute(
             self.sql(
-                "INSERT INTO {merkle_leaves} (leaf_index, notification_id)"
-                " SELECT * FROM unnest(%s::bigint[], %s::bigint[])"
+                "WITH leaves AS (INSERT INTO {merkle_leaves} (leaf_index, notification_id)"
+                " SELECT * FROM unnest(%s::bigint[], %s::bigint[])),"
+                " nodes AS (INSERT INTO {merkle_nodes} (level, idx, hash)"
+                " SELECT * FROM unnest(%s::smallint[], %s::bigint[], %s::bytea[]))"
+                " INSERT INTO {log_heads} (size, border) VALUES (%s, %s)"
             ),
-            _columns(leaves, 2),
-        )
-        if nodes:
-            cursor.execute(
-                self.sql(
-                    "INSERT INTO {merkle_nodes} (level, idx, hash)"
-                    " SELECT * FROM unnest(%s::smallint[], %s::bigint[], %s::bytea[])"
-                ),
-                _columns(nodes, 3),
-            )
-        cursor.execute(self.sql("INSERT INTO {log_heads} (size, border) VALUES (?, ?)"), head)
-
-    @property
-    def _insert_new_keys(self) -> str:
-        """Keys for subjects that have none; the subjects that had one are not returned."""
-        return self.sql(
-            "INSERT INTO {subject_keys} (subject, data_key)"
-            " SELECT * FROM unnest(%s::text[], %s::bytea[])"
-            " ON CONFLICT (subject) DO NOTHING RETURNING subject"
+            [*_columns(leaves, 2), *_columns(nodes, 3), *head],
         )
 
 
