@@ -42,7 +42,14 @@ import orjson
 
 from ledger import merkle, note
 from ledger.canonical import canonical_bytes, parse_canonical, parse_datetime
-from ledger.envelope import SEALED_KEY, Envelope, Header, disclosure_digest, parse_header
+from ledger.envelope import (
+    SEALED_KEY,
+    Envelope,
+    Header,
+    disclosure_digest,
+    parse_header,
+    trusted_header,
+)
 from ledger.errors import LedgerError, ValidationError, VerificationError
 from ledger.keys import verify_signature
 from ledger.verify import EventChecker, Report, split_after_actor_events
@@ -537,23 +544,7 @@ def _verified_event(line: bytes, with_data: bool) -> tuple[Header, bytes | None]
     raw = orjson.loads(line)
     data = base64.b64decode(raw["data"]) if with_data else None
     header = base64.b64decode(raw["header"])
-    h = orjson.loads(header)
-    scope = h["scope"]
-    return Header(
-        header,
-        h["origin"],
-        h["stream"],
-        h["version"],
-        h["type"],
-        h["schema"],
-        h["recorded_at"],
-        h["actor"],
-        h["key_id"],
-        h["prev"],
-        scope["service"],
-        scope["subject"],
-        h["data_digest"],
-    ), data
+    return trusted_header(header), data
 
 
 def parse_entry_header(entry: Entry) -> Header | LedgerError:

@@ -13,7 +13,7 @@ import orjson
 
 from domain.events import DomainEvent
 from ledger.app import LedgerApp, storage_errors
-from ledger.envelope import Header, decode_envelope, parse_header
+from ledger.envelope import Header, decode_envelope, trusted_header
 from ledger.errors import Conflict, VerificationError
 from ledger.mapper import build_event, sealed_as_none
 from projections.facts import FACT_COLUMNS, incident_facts
@@ -126,27 +126,7 @@ def _decoded(stored: bytes) -> tuple[Header, dict[str, Any]]:
     the header is not re-checked for canonical form, which is `verify`'s job, not a query's."""
     envelope = decode_envelope(stored)
     data = sealed_as_none(orjson.loads(envelope.data_bytes))
-    try:
-        h = orjson.loads(envelope.header_bytes)
-        scope = h["scope"]
-        header = Header(
-            envelope.header_bytes,
-            h["origin"],
-            h["stream"],
-            h["version"],
-            h["type"],
-            h["schema"],
-            h["recorded_at"],
-            h["actor"],
-            h["key_id"],
-            h["prev"],
-            scope["service"],
-            scope["subject"],
-            h["data_digest"],
-        )
-    except (KeyError, TypeError, orjson.JSONDecodeError):
-        parse_header(envelope.header_bytes)  # raises the precise MalformedEnvelope
-        raise
+    header = trusted_header(envelope.header_bytes)
     return header, data
 
 
