@@ -70,6 +70,9 @@ class DomainEvent(BaseModel):
     PERSONAL: ClassVar[frozenset[str]] = frozenset()
     SUBJECT_FIELD: ClassVar[str | None] = None
     SERVICE_FIELD: ClassVar[str | None] = None
+    # True when the event registers its subject (a new person or staff member): nothing can
+    # be stored about that subject before it, so a writer need not look it up first.
+    INTRODUCES_SUBJECT: ClassVar[bool] = False
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:

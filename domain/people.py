@@ -46,6 +46,7 @@ class Person(Aggregate):
             }
         )
         SUBJECT_FIELD: ClassVar[str | None] = "pseudonym"
+        INTRODUCES_SUBJECT: ClassVar[bool] = True
         SERVICE_FIELD: ClassVar[str | None] = "service_id"
 
         pseudonym: str

@@ -36,6 +36,7 @@ class StaffMember(Aggregate):
         TYPE: ClassVar[str] = "staff.registered"
         PERSONAL: ClassVar[frozenset[str]] = frozenset({"full_name"})
         SUBJECT_FIELD: ClassVar[str | None] = "staff_id"
+        INTRODUCES_SUBJECT: ClassVar[bool] = True
         SERVICE_FIELD: ClassVar[str | None] = "service_id"
         staff_id: str
         service_id: str

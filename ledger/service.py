@@ -107,6 +107,8 @@ class LedgerService:
         events: list[DomainEvent] = [e for a in aggregates for e in a.collect_events()]  # type: ignore[misc]
         types = {event.TYPE for event in events}
         self.authorise(*types)
+        with storage_errors(self.app.store_url):
+            self.app.store.prefetch_keys(_subjects_to_look_up(events))
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
                 self._append(events)
@@ -175,3 +177,10 @@ class LedgerService:
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
+
+
+def _subjects_to_look_up(events: list[DomainEvent]) -> set[str]:
+    """Subjects whose data keys sealing needs, except those the batch itself registers: they
+    cannot have a key yet (if one was made meanwhile, the append says so and is sealed again)."""
+    introduced = {e.scope_subject() for e in events if e.INTRODUCES_SUBJECT}
+    return {s for e in events if e.PERSONAL and (s := e.scope_subject()) and s not in introduced}

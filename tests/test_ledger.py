@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from domain.errors import PermissionDenied
-from domain.people import person_stream
+from domain.people import Person, person_stream
 from domain.roles import Role
 from ledger import merkle
 from ledger.envelope import decode_envelope
@@ -260,3 +260,15 @@ def test_personal_data_of_an_erased_subject_is_refused_by_a_writer_that_never_sa
     ledger.service(app).register_person("P-042", "ward-1")  # nothing personal: allowed
     app.close()
     assert verified(ledger)
+
+
+def test_a_writer_looks_up_existing_subjects_but_not_those_it_registers() -> None:
+    """Sealing needs the subject's stored key; a batch that registers a subject cannot find
+    one, so only the others are looked up before the append."""
+    from ledger.service import _subjects_to_look_up
+    from tests.test_domain_incidents import record
+
+    incident = record()  # about P-0001, who was registered earlier
+    newcomer = Person.register("P-0002", "ward-3", full_name="New Here")
+    events = [*incident.collect_events(), *newcomer.collect_events()]
+    assert _subjects_to_look_up(events) == {"P-0001"}  # type: ignore[arg-type]

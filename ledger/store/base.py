@@ -404,9 +404,10 @@ class LedgerTables:
     def data_key(self, subject: str, *, create: bool) -> bytes | None:
         """The subject's key; a new one if asked and absent; None once erased.
 
-        Writing under a subject not seen yet does not read first: a new key is made and the
-        append stores it only if the subject has none (`new_keys_clashed`); if it has, the
-        append fails with `KeysOutdated` and the service seals again under the stored key.
+        Writing under a subject not looked up (the service skips the subjects a batch
+        registers) does not read first: a new key is made and the append stores it only if the
+        subject has none (`new_keys_clashed`); if it has, the append fails with `KeysOutdated`
+        and the service seals again under the stored key.
         """
         if subject not in self._key_cache and subject not in self._keyless:
             if create:
