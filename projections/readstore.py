@@ -25,7 +25,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
@@ -470,8 +470,7 @@ class ReadStore:
         state = State()
         for name in kinds:
             if name == "incidents":
-                where, params = _incident_filter(service_id, None, start, end)
-                for incident in self.views("incidents", where=where, params=params):
+                for incident in self._incidents(service_id, start, end):
                     state.incidents[incident.ref] = incident
                 continue
             target = getattr(state, name)
@@ -482,6 +481,30 @@ class ReadStore:
                 target[key] = validate(body)
         state.size = self.position()
         return state
+
+    def _incidents(
+        self, service_id: str | None, start: str | None, end: str | None
+    ) -> list[IncidentView]:
+        """The incident views whose `at` (start, as text) is in [start, end), oldest first.
+        A window is found through the register's day index (rm_incidents holds one row per
+        incident view, with `start` the same text as `at`): rm_views' index cannot range
+        over `at` without a service, and walking its 10^6 entries took ~150 ms at 10^6
+        events even when the window held no incident."""
+        if start is None and end is None:
+            where, params = _incident_filter(service_id, None, None, None)
+            return self.views("incidents", where=where, params=params)
+        refs, params = "SELECT ref FROM {p}rm_incidents WHERE 1 = 1", []
+        if service_id is not None:
+            refs += " AND service_id = ?"
+            params.append(service_id)
+        # `day` is the UTC date; a start written with an offset is dated up to a day apart.
+        if start is not None:
+            refs += " AND day >= ? AND start >= ?"
+            params += [_shift_day(start, -1), start]
+        if end is not None:
+            refs += " AND day <= ? AND start < ?"
+            params += [_shift_day(end, 1), end]
+        return self.views("incidents", where=f" AND key IN ({refs})", params=params)
 
     def knows_service(self, service_id: str) -> bool:
         """Registered, or named by an incident or an occupancy record (as metrics ask)."""
@@ -603,6 +626,11 @@ def _incident_filter(
         clauses.append(" AND at < ?")
         params.append(end)
     return "".join(clauses), params
+
+
+def _shift_day(bound: str, days: int) -> str:
+    """The date `days` from the date a bound (a date or a time, as text) starts with."""
+    return (date.fromisoformat(bound[:10]) + timedelta(days=days)).isoformat()
 
 
 def read_path(ledger_path: Path) -> Path:

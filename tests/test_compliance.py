@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
@@ -1217,3 +1217,29 @@ def test_every_rule_is_documented_with_tests_that_exist() -> None:
     named = set(re.findall(r"`(test_[a-z0-9_]+)`", doc))
     assert named, "docs/rules.md names no tests"
     assert named <= set(globals()), f"unknown tests in docs/rules.md: {named - set(globals())}"
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2026, 3, 1, 9, 5, 59, 999999, tzinfo=UTC),
+        datetime(2026, 3, 1, 0, 30, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2025, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+        datetime(999, 1, 2, 3, 4, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, tzinfo=UTC),
+    ],
+)
+def test_times_in_messages_are_written_as_strftime_writes_them(when: datetime) -> None:
+    from projections.compliance import _when
+
+    assert _when(when) == when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def test_no_coverage_is_never_among_the_default_invalid_coverages() -> None:
+    """`authorisation.valid` skips importing the vocabulary for incidents with no
+    authorisation named, knowing that value by its text."""
+    from domain.authorisations import Coverage
+    from projections.compliance import NO_COVERAGE, _invalid_coverage
+
+    assert Coverage(NO_COVERAGE) is Coverage.NONE
+    assert NO_COVERAGE not in _invalid_coverage()
