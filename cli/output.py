@@ -48,10 +48,16 @@ def emit(
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(_csv_row(row) for row in rows)
         click.echo(buffer.getvalue(), nl=False)
     else:
         click.echo(table(rows, columns))
+
+
+def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A list in a cell as `a;b` (a CSV cell holds one text; Python's `['a', 'b']` is not
+    something a spreadsheet or another program should have to parse)."""
+    return {k: ";".join(map(str, v)) if isinstance(v, list | tuple) else v for k, v in row.items()}
 
 
 def to_json(rows: list[dict[str, Any]], *, texts_only: bool = False) -> str:

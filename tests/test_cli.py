@@ -3,6 +3,8 @@ on stderr, the right exit code, and nothing written."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import date
 from pathlib import Path
@@ -57,6 +59,10 @@ def test_init_then_verify_from_the_command_line(tmp_path: Path, db_url: str) -> 
     assert enrol.exit_code == 0, enrol.stderr
     listed = run_cli(["--dir", directory, "actors", "list", "--format", "json"], env=ENV)
     assert [a["name"] for a in json.loads(listed.stdout)] == ["ada", "sam"]
+    assert [a["roles"] for a in json.loads(listed.stdout)] == [["admin"], ["recorder"]]
+    as_csv = run_cli(["--dir", directory, "actors", "list", "--format", "csv"], env=ENV)
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [(r["name"], r["roles"]) for r in rows] == [("ada", "admin"), ("sam", "recorder")]
     verify = run_cli(["--dir", directory, "verify"], env=ENV)
     assert verify.exit_code == 0, verify.stderr
     assert verify.stdout.strip().endswith("verified")
