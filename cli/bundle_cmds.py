@@ -303,15 +303,5 @@ def bundle_compliance(obj: Any, as_of: str, service: str | None, fmt: str | None
 
     _, state = obj
     findings = evaluate(state, parse_time(as_of, "--as-of"), service_id=service)
-    rows = [
-        {
-            "rule": f.rule_id,
-            "status": f.status.value,
-            "service": f.service_id,
-            "subject": f.subject,
-            "due": f.due_at.isoformat() if f.due_at else None,
-            "message": f.message,
-        }
-        for f in findings
-    ]
+    rows = [f.row() for f in findings]
     emit(rows, fmt, ["rule", "status", "service", "subject", "due", "message"])

@@ -201,19 +201,7 @@ def compliance(
         )
         findings = evaluate(state, when, service_id=service)
     wanted = {Status.OPEN} if only_open else {Status.OVERDUE} if only_overdue else None
-    rows = [
-        {
-            "rule": f.rule_id,
-            "status": f.status.value,
-            "service": f.service_id,
-            "subject": f.subject,
-            "due": f.due_at.isoformat() if f.due_at else None,
-            "message": f.message,
-            "source": f.source,
-        }
-        for f in findings
-        if wanted is None or f.status in wanted
-    ]
+    rows = [f.row() for f in findings if wanted is None or f.status in wanted]
     emit(rows, fmt, ["rule", "status", "service", "subject", "due", "message"], texts_only=True)
     status(f"{len(rows)} finding(s) as of {when.isoformat()}")
 

@@ -71,6 +71,18 @@ class Finding:
     message: str  # plain English
     source: str
 
+    def row(self) -> dict[str, str | None]:
+        """The finding as the query commands print it (live ledger and bundle alike)."""
+        return {
+            "rule": self.rule_id,
+            "status": self.status.value,
+            "service": self.service_id,
+            "subject": self.subject,
+            "due": self.due_at.isoformat() if self.due_at else None,
+            "message": self.message,
+            "source": self.source,
+        }
+
 
 @dataclass(frozen=True)
 class RuleSpec:

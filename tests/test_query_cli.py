@@ -270,15 +270,7 @@ def test_compliance_prints_the_findings_of_the_whole_state(
     whole.incidents = {r: i for r, i in whole.incidents.items() if i.start.isoformat() >= since}
     wanted = status.removeprefix("--") if status else None
     expected = [
-        {
-            "rule": f.rule_id,
-            "status": f.status.value,
-            "service": f.service_id,
-            "subject": f.subject,
-            "due": f.due_at.isoformat() if f.due_at else None,
-            "message": f.message,
-            "source": f.source,
-        }
+        f.row()
         for f in evaluate(State(**whole.__dict__), when)
         if wanted is None or f.status.value == wanted
     ]
