@@ -162,23 +162,6 @@ class LedgerTables:
         finally:
             self._signer_guard = None
 
-    def send_signer_check(self, cursor: Any) -> bool:
-        if self._signer_guard is None:
-            return False
-        stream, version = self._signer_guard
-        cursor.execute(
-            self.sql(
-                "SELECT originator_version FROM {events}"
-                " WHERE originator_id = ? AND originator_version > ?"
-            ),
-            (self.stream_param(stream), version),
-        )
-        return True
-
-    def signer_check_passed(self, cursor: Any, events: Sequence[StoredEvent]) -> None:
-        versions = [r["originator_version"] for r in cursor.fetchall()]
-        self.check_signer_versions(versions, events)
-
     def check_signer_versions(self, versions: Iterable[int], events: Sequence[StoredEvent]) -> None:
         """`versions`: those of the signer's actor stream after the one it was authorised
         from, as stored now, under the lock; the batch's own events may be among them."""
@@ -193,8 +176,18 @@ class LedgerTables:
             )
 
     def check_signer_unchanged(self, cursor: Any, events: Sequence[StoredEvent]) -> None:
-        if self.send_signer_check(cursor):
-            self.signer_check_passed(cursor, events)
+        """The SQLite form (PostgreSQL reads the versions with the head, in one statement)."""
+        if self._signer_guard is None:
+            return
+        stream, version = self._signer_guard
+        cursor.execute(
+            self.sql(
+                "SELECT originator_version FROM {events}"
+                " WHERE originator_id = ? AND originator_version > ?"
+            ),
+            (self.stream_param(stream), version),
+        )
+        self.check_signer_versions([r["originator_version"] for r in cursor.fetchall()], events)
 
     def read_head(self, cursor: Any) -> Head:
         cursor.execute(self.sql("SELECT size, border FROM {log_heads} ORDER BY size DESC LIMIT 1"))
