@@ -76,7 +76,13 @@ class Soak:
         keystore = self.ledger.directory / "keys" / "ada.key"
         args = [self.ledger.db, str(keystore), self.ledger.log_key.public_key.hex()]
         command = [sys.executable, "-m", "tests.crash_writer", *args, str(run), str(SEED + run)]
-        env = {**os.environ, "CALM_LEDGER_PASSPHRASE": PASSPHRASE, "PYTHONPATH": str(ROOT)}
+        app_name = f"calm-ledger-crash-writer-{os.getpid()}-{run}"
+        env = {
+            **os.environ,
+            "CALM_LEDGER_PASSPHRASE": PASSPHRASE,
+            "PYTHONPATH": str(ROOT),
+            "PGAPPNAME": app_name,  # libpq names the writer's server sessions
+        }
         with tempfile.TemporaryFile() as stderr:
             writer = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr
@@ -94,6 +100,7 @@ class Soak:
             finally:
                 writer.send_signal(signal.SIGKILL)
                 writer.wait(timeout=60)
+                self.wait_for_server_sessions_to_end(app_name)
             out = b"".join(seen) + writer.stdout.read()  # and what readline() buffered
             writer.stdout.close()
             stderr.seek(0)
@@ -111,6 +118,20 @@ class Soak:
                 fault.in_transaction = word == "insert"
         self.faults.append(fault)
         return fault
+
+    def wait_for_server_sessions_to_end(self, app_name: str) -> None:
+        """A killed client may have sent its COMMIT already: PostgreSQL then finishes that
+        transaction on its own. Check only once the dead writer's sessions are gone, so what
+        is checked is final (it must still be all or nothing)."""
+        sessions = RawTables(self.ledger.db)
+        if sessions.is_sqlite:
+            return
+        deadline = time.monotonic() + 30
+        query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+        while sessions.query(query, (app_name,))[0][0]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the killed writer's server sessions did not end: {app_name}")
+            time.sleep(0.02)
 
     def append_after_crash(self) -> None:
         """The test's own append: people and a re-key of the shared actor in one batch."""
