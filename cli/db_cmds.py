@@ -12,7 +12,32 @@ pass_context = click.make_pass_decorator(Context)
 
 @click.group()
 def db() -> None:
-    """Database administration (PostgreSQL)."""
+    """Database administration: PostgreSQL grants, storage upgrades."""
+
+
+@db.command("upgrade")
+@pass_context
+def upgrade(ctx: Context) -> None:
+    """Move a ledger written by an earlier version into the current storage layout.
+
+    Ledgers written before the single Merkle tree table keep their tree in three tables
+    (merkle_leaves, merkle_nodes, log_heads). This moves every node into merkle_tree in one
+    transaction and drops the old tables; nothing signed changes. Run it once, as the
+    database's owner, then `calm-ledger verify`.
+    """
+    from ledger.app import open_app, require_ledger_database, storage_errors
+
+    require_ledger_database(ctx.store_url)
+    app = open_app(ctx.store_url, create=True)  # creates only what is missing
+    try:
+        with storage_errors(ctx.store_url):
+            moved = app.store.upgrade_tree_layout()
+    finally:
+        app.close()
+    if moved is None:
+        click.echo("already in the current storage layout; nothing to do", err=True)
+    else:
+        click.echo(f"moved the tree of {moved} leaves into merkle_tree; now run verify", err=True)
 
 
 @db.command("grants")

@@ -107,7 +107,7 @@ COMMANDS = {
     ),
     "db": (
         "cli.db_cmds:db",
-        "Database administration (PostgreSQL).",
+        "Database administration: PostgreSQL grants, storage upgrades.",
     ),
     "demo": (
         "cli.demo:demo",

@@ -48,9 +48,9 @@ class LedgerApp(Application[UUID]):
 
 def open_app(store_url: StoreURL, *, create: bool = False) -> LedgerApp:
     """Open (or with `create`, set up) the ledger's store; environment errors become exit 3."""
+    if not create:
+        require_ledger_database(store_url)
     path = store_url.sqlite_path
-    if path is not None and not create and not _is_sqlite_file(path):
-        raise NotFound(f"no ledger database at {path} (run 'calm-ledger init' first)")
     if path is not None and create:
         path.parent.mkdir(parents=True, exist_ok=True)
     if store_url.backend == "postgresql":
@@ -64,6 +64,13 @@ def open_app(store_url: StoreURL, *, create: bool = False) -> LedgerApp:
             raise
     app.envelope_mapper.origin = origin
     return app
+
+
+def require_ledger_database(store_url: StoreURL) -> None:
+    """An SQLite ledger's file must exist (PostgreSQL is checked on connecting)."""
+    path = store_url.sqlite_path
+    if path is not None and not _is_sqlite_file(path):
+        raise NotFound(f"no ledger database at {path} (run 'calm-ledger init' first)")
 
 
 def _is_sqlite_file(path: Path) -> bool:
@@ -87,11 +94,24 @@ def storage_errors(store_url: StoreURL) -> Iterator[None]:
             " run the command again"
         ) from e
     except (OperationalError, InterfaceError, InfrastructureFactoryError) as e:
+        _check_layout(where, e)
         raise StorageUnavailable(f"cannot use the database {where}: {_first_line(e)}") from e
     except (PersistenceError, sqlite3.Error) as e:
+        _check_layout(where, e)
         raise StorageUnavailable(f"database error on {where}: {_first_line(e)}") from e
     except OSError as e:
         raise StorageUnavailable(f"cannot open {where}: {e.strerror or e}") from e
+
+
+def _check_layout(where: str, error: BaseException) -> None:
+    """A ledger written before the single tree table fails on its first tree query."""
+    text = str(error)
+    if "merkle_tree" in text and ("no such table" in text or "does not exist" in text):
+        raise StorageUnavailable(
+            f"the database {where} holds a ledger in an earlier storage layout (separate"
+            " merkle_leaves, merkle_nodes and log_heads tables): run 'calm-ledger db upgrade'"
+            " once, as the database's owner"
+        ) from error
 
 
 def _probe_postgres(store_url: StoreURL) -> None:

@@ -52,7 +52,6 @@ def verify_store(app: LedgerApp, *, origin: str, log_name: str, log_public_key: 
             report,
             bytes(leaf_hashes),
             store.nodes_in_completion_order(),
-            [(h.size, h.border) for h in store.heads()],
             root_sizes=[size for size, _ in checkpoints],
         )
         check_checkpoints(

@@ -350,9 +350,10 @@ class ReadStore:
         return int(rows[0][0]) if rows else 0
 
     def log_size(self) -> int:
-        """The log's size, read straight from its head table (docs/formats.md), so a query
-        whose read tables are current never opens the ledger application."""
-        head = "SELECT size FROM {p}log_heads ORDER BY size DESC LIMIT 1"
+        """The log's size, read straight from its tree table (the greatest node key's leaf
+        plus one: `ledger.store.base.size_of_top_key`), so a query whose read tables are
+        current never opens the ledger application."""
+        head = "SELECT (max(node) >> 6) + 1 FROM {p}merkle_tree"
         if self.url.backend == "postgresql":
             try:
                 rows = self.query(head)
@@ -370,7 +371,7 @@ class ReadStore:
                     conn.close()
             except sqlite3.Error as e:
                 raise StorageUnavailable(f"cannot read the log head: {e}") from e
-        return int(rows[0][0]) if rows else 0
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
     # --- state ----------------------------------------------------------------------------------
 

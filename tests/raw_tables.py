@@ -23,9 +23,7 @@ Snapshot = dict[str, list[Row]]
 COLUMNS: Mapping[str, tuple[str, ...]] = {
     "events": ("nid", "originator_id", "originator_version", "topic", "state"),
     "ledger_meta": ("key", "value"),
-    "merkle_leaves": ("leaf_index", "notification_id"),
-    "merkle_nodes": ("level", "idx", "hash"),
-    "log_heads": ("size", "border"),
+    "merkle_tree": ("node", "hash", "notification_id"),
     "checkpoints": ("size", "note"),
     "cosignatures": ("size", "line"),
     "subject_keys": ("subject", "data_key"),
@@ -33,9 +31,7 @@ COLUMNS: Mapping[str, tuple[str, ...]] = {
 KEYS: Mapping[str, tuple[str, ...]] = {
     "events": ("nid",),
     "ledger_meta": ("key",),
-    "merkle_leaves": ("leaf_index",),
-    "merkle_nodes": ("level", "idx"),
-    "log_heads": ("size",),
+    "merkle_tree": ("node",),
     "checkpoints": ("size",),
     "cosignatures": ("size", "line"),
     "subject_keys": ("subject",),

@@ -57,14 +57,16 @@ class Superuser:
         conn = sqlite3.connect(path)
         try:
             triggers = conn.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+                "SELECT name, sql, tbl_name FROM sqlite_master WHERE type = 'trigger'"
             ).fetchall()
-            for name, _ in triggers:
+            for name, _, _ in triggers:
                 conn.execute(f"DROP TRIGGER {name}")
             cursor = conn.execute(sql, params)
             rows = cursor.fetchall() if fetch else []
-            for _, create in triggers:
-                conn.execute(create)
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            for _, create, table in triggers:
+                if table in tables:  # not if the statement dropped it
+                    conn.execute(create)
             conn.commit()
             return [tuple(r) for r in rows]
         finally:

@@ -10,6 +10,7 @@ import pytest
 from domain.people import Person
 from ledger import merkle, note
 from ledger.envelope import decode_envelope
+from ledger.store.base import node_key
 from ledger.verify_store import verify_store
 from tests.conftest import ORIGIN, PASSPHRASE, Ledger
 from tests.support import Superuser, run_cli
@@ -252,44 +253,48 @@ def verify_fails(ledger: Ledger, *fragments: str) -> str:
 
 def test_truncated_log_is_detected(checkpointed: Ledger) -> None:
     su = Superuser(checkpointed.db)
+    tree = su.table("merkle_tree")
+    first_cut = node_key(0, 5)  # every node whose last leaf is 5 or later
     su.execute(
         f"DELETE FROM {su.table('events')} WHERE {su.nid} IN"
-        f" (SELECT notification_id FROM {su.table('merkle_leaves')} WHERE leaf_index >= 5)"
+        f" (SELECT notification_id FROM {tree} WHERE node >= ?)",
+        (first_cut,),
     )
-    su.execute(f"DELETE FROM {su.table('merkle_leaves')} WHERE leaf_index >= 5")
-    su.execute(f"DELETE FROM {su.table('merkle_nodes')} WHERE ((idx + 1) << level) > 5")
-    su.execute(f"DELETE FROM {su.table('log_heads')} WHERE size > 5")
+    su.execute(f"DELETE FROM {tree} WHERE node >= ?", (first_cut,))
     verify_fails(checkpointed, "FAIL checkpoints", "names size 8 but the log has 5")
 
 
 def test_deleting_the_last_event_is_detected(checkpointed: Ledger) -> None:
     su = Superuser(checkpointed.db)
+    tree = su.table("merkle_tree")
     su.execute(
         f"DELETE FROM {su.table('events')} WHERE {su.nid} ="
-        f" (SELECT notification_id FROM {su.table('merkle_leaves')} WHERE leaf_index = 7)"
+        f" (SELECT notification_id FROM {tree} WHERE node = ?)",
+        (node_key(0, 7),),
     )
-    su.execute(f"DELETE FROM {su.table('merkle_leaves')} WHERE leaf_index = 7")
+    su.execute(f"DELETE FROM {tree} WHERE node = ?", (node_key(0, 7),))
     verify_fails(checkpointed, "FAIL")
 
 
 def test_reordered_leaves_are_detected(checkpointed: Ledger) -> None:
     su = Superuser(checkpointed.db)
-    leaves = su.table("merkle_leaves")
+    tree = su.table("merkle_tree")
+    three, four = node_key(0, 3), node_key(0, 4)
     rows = su.query(
-        f"SELECT notification_id FROM {leaves} WHERE leaf_index IN (3, 4) ORDER BY leaf_index"
+        f"SELECT notification_id FROM {tree} WHERE node IN (?, ?) ORDER BY node", (three, four)
     )
     (nid3,), (nid4,) = rows
-    su.execute(f"DELETE FROM {leaves} WHERE leaf_index IN (3, 4)")
-    su.execute(
-        f"INSERT INTO {leaves} (leaf_index, notification_id) VALUES (3, ?), (4, ?)", (nid4, nid3)
-    )
+    su.execute(f"UPDATE {tree} SET notification_id = -1 WHERE node = ?", (three,))  # unique
+    su.execute(f"UPDATE {tree} SET notification_id = ? WHERE node = ?", (nid3, four))
+    su.execute(f"UPDATE {tree} SET notification_id = ? WHERE node = ?", (nid4, three))
     verify_fails(checkpointed, "FAIL tree", "FAIL checkpoints")
 
 
 def test_replaced_tree_node_is_detected(checkpointed: Ledger) -> None:
     su = Superuser(checkpointed.db)
     su.execute(
-        f"UPDATE {su.table('merkle_nodes')} SET hash = ? WHERE level = 1 AND idx = 0", (bytes(32),)
+        f"UPDATE {su.table('merkle_tree')} SET hash = ? WHERE node = ?",
+        (bytes(32), node_key(1, 0)),
     )
     verify_fails(checkpointed, "FAIL tree", "node (1, 0)")
 
@@ -324,8 +329,8 @@ def test_second_inconsistent_checkpoint_is_detected(checkpointed: Ledger) -> Non
 
 def test_checkpoint_refuses_to_sign_over_a_rewritten_log(checkpointed: Ledger) -> None:
     su = Superuser(checkpointed.db)
-    heads = su.table("log_heads")
-    su.execute(f"UPDATE {heads} SET border = ? WHERE size = 8", (bytes(32),))  # another history
+    tree = su.table("merkle_tree")  # the head at 8 is the node over leaves 0-7: another history
+    su.execute(f"UPDATE {tree} SET hash = ? WHERE node = ?", (bytes(32), node_key(3, 0)))
     add_people(checkpointed, 1, start=100)
     result = cli(checkpointed, "checkpoint")
     assert result.exit_code == 1

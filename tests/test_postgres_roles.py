@@ -66,8 +66,8 @@ def test_app_role_appends_but_cannot_rewrite(ledger: Ledger, app_role: str) -> N
         f'UPDATE "{schema}".calm_ledger_events SET topic = topic',
         f'DELETE FROM "{schema}".calm_ledger_events',
         f'TRUNCATE "{schema}".calm_ledger_events',
-        f'DELETE FROM "{schema}".merkle_nodes',
-        f'UPDATE "{schema}".log_heads SET size = size',
+        f'DELETE FROM "{schema}".merkle_tree',
+        f'UPDATE "{schema}".merkle_tree SET hash = hash',
         f'ALTER TABLE "{schema}".calm_ledger_events DISABLE TRIGGER ALL',
         "SET session_replication_role = replica",
     ):

@@ -11,6 +11,7 @@ import pytest
 from domain.roles import Role
 from ledger.envelope import Envelope, build_header, decode_envelope, signing_input
 from ledger.mapper import Signer
+from ledger.store.base import node_key
 from tests.conftest import PASSPHRASE, Ledger
 from tests.support import Superuser, run_cli
 
@@ -40,9 +41,9 @@ def verify(ledger: Ledger) -> tuple[int, str, str]:
 def state_at(su: Superuser, leaf: int) -> tuple[int, bytes]:
     ((nid, state),) = su.query(
         f"SELECT e.{su.nid}, e.state FROM {su.table('events')} e"
-        f" JOIN {su.table('merkle_leaves')} l ON l.notification_id = e.{su.nid}"
-        " WHERE l.leaf_index = ?",
-        (leaf,),
+        f" JOIN {su.table('merkle_tree')} t ON t.notification_id = e.{su.nid}"
+        " WHERE t.node = ?",
+        (node_key(0, leaf),),
     )
     return nid, bytes(state)
 
@@ -116,7 +117,7 @@ def test_deleted_middle_event_and_its_leaf_is_reported(history: Ledger) -> None:
     su = Superuser(history.db)
     nid, _ = state_at(su, 3)
     su.execute(f"DELETE FROM {su.table('events')} WHERE {su.nid} = ?", (nid,))
-    su.execute(f"DELETE FROM {su.table('merkle_leaves')} WHERE leaf_index = 3")
+    su.execute(f"DELETE FROM {su.table('merkle_tree')} WHERE node = ?", (node_key(0, 3),))
     code, _, err = verify(history)
     assert code == 1
     assert "gap" in err and "FAIL tree" in err

@@ -1,16 +1,20 @@
 """What both stores (SQLite, PostgreSQL) add to the library's events table, written once.
 
 Tables beside the events (all append-only except `subject_keys`):
-    ledger_meta    (key, value)               origin, log verifier key, format version
-    merkle_leaves  (leaf_index, notification_id)  gapless leaf index → event
-    merkle_nodes   (level, idx, hash)         complete-subtree hashes, write-once
-    log_heads      (size, border)             one row per append: the right border
-    checkpoints    (size, note)               signed checkpoints
-    cosignatures   (size, line)               witness cosignature lines
-    subject_keys   (subject, data_key)        per-subject AES keys; NULL once erased
+    ledger_meta    (key, value)                     origin, log verifier key, format version
+    merkle_tree    (node, hash, notification_id)    complete subtrees, write-once; a leaf's
+                                                    row also names its event
+    checkpoints    (size, note)                     signed checkpoints
+    cosignatures   (size, line)                     witness cosignature lines
+    subject_keys   (subject, data_key)              per-subject AES keys; NULL once erased
 
 The Merkle tree advances in the transaction that inserts the events, after the insert has
-taken the write lock, so an append reads only the latest head row.
+taken the write lock. A node's key is its completion order (`node_key`): the last leaf it
+covers, then its level. Every row an append adds therefore sorts after every row before it
+and next to the append's other rows, so an append writes one table page (plus the leaf →
+event index) where a table per kind of row wrote five, and the log head is not stored at
+all: its size is the greatest key's leaf plus one, its right border the nodes that key
+implies (`merkle.border_indexes`).
 """
 
 from __future__ import annotations
@@ -36,14 +40,28 @@ from ledger.errors import (
 
 KEY_CACHE_SUBJECTS = 50_000  # subjects whose data keys a process keeps in memory
 
-APPEND_ONLY_TABLES = (
-    "ledger_meta",
-    "merkle_leaves",
-    "merkle_nodes",
-    "log_heads",
-    "checkpoints",
-    "cosignatures",
-)
+APPEND_ONLY_TABLES = ("ledger_meta", "merkle_tree", "checkpoints", "cosignatures")
+OLD_TREE_TABLES = ("merkle_leaves", "merkle_nodes", "log_heads")  # the layout before v2
+
+LEVEL_BITS = 6  # levels 0..63 fit: a log of 2**57 leaves is far beyond any service's
+
+
+def node_key(level: int, index: int) -> int:
+    """The row key of node (level, index): its last leaf, then its level, so keys sort in
+    the order appends complete the nodes (the order `merkle.append_leaves` yields them)."""
+    return ((((index + 1) << level) - 1) << LEVEL_BITS) | level
+
+
+def node_of_key(key: int) -> tuple[int, int]:
+    """(level, index) of a row key. A key no append could write (its last leaf not the end
+    of a subtree of its level) gives an index whose key differs, which verify reports."""
+    level = key & ((1 << LEVEL_BITS) - 1)
+    return level, ((key >> LEVEL_BITS) + 1 >> level) - 1
+
+
+def size_of_top_key(top: int | None) -> int:
+    """The log's size from its greatest node key (None: an empty log)."""
+    return 0 if top is None else (int(top) >> LEVEL_BITS) + 1
 
 
 @dataclass(frozen=True)
@@ -62,16 +80,6 @@ class Head:
     border: tuple[bytes, ...]
 
 
-def pack_border(border: Sequence[bytes]) -> bytes:
-    return b"".join(border)
-
-
-def unpack_border(raw: bytes) -> tuple[bytes, ...]:
-    if len(raw) % merkle.HASH_SIZE:
-        raise VerificationError("a stored log head's border is damaged", step="tree")
-    return tuple(raw[i : i + merkle.HASH_SIZE] for i in range(0, len(raw), merkle.HASH_SIZE))
-
-
 class LedgerTables:
     """SQL over the ledger's own tables; subclasses provide the dialect and a transaction."""
 
@@ -87,6 +95,8 @@ class LedgerTables:
         self._new_subjects: set[str] = set()  # keys made here, not yet stored
         self._keys_in_flight: set[str] = set()  # being stored by the current append
         self._signer_guard: tuple[UUID, int] | None = None  # see signer_as_of
+        self._head: Head | None = None  # the head after this process's last commit
+        self._head_pending: Head | None = None  # the head the append in flight writes
         self._sql: dict[str, str] = {}
 
     def table(self, name: str) -> str:
@@ -100,7 +110,8 @@ class LedgerTables:
         Memoised: appends ask for the same few statements every time."""
         text = self._sql.get(template)
         if text is None:
-            names = {t: self.table(t) for t in (*APPEND_ONLY_TABLES, "subject_keys")}
+            tables = (*APPEND_ONLY_TABLES, *OLD_TREE_TABLES, "subject_keys")
+            names = {t: self.table(t) for t in tables}
             text = template.format(events=self.events_table, nid=self.notification_column, **names)
             text = text.replace("?", self.placeholder)
             if len(self._sql) < 1000:  # templates with inlined placeholder lists vary
@@ -110,8 +121,8 @@ class LedgerTables:
     # --- the tree, inside the events transaction ---------------------------------------------
 
     def append_leaves(self, cursor: Any, events: Sequence[StoredEvent], ids: Sequence[int]) -> None:
-        """Add the events as leaves, store new complete subtrees and the new head; store the
-        data keys their disclosures were sealed under."""
+        """Add the events as leaves and store the new complete subtrees; store the data keys
+        their disclosures were sealed under."""
         self.check_signer_unchanged(cursor, events)
         self.store_new_keys(cursor)
         head = self.read_head(cursor)
@@ -124,29 +135,27 @@ class LedgerTables:
         ordered = sorted(zip(ids, events, strict=True), key=lambda pair: pair[0])
         leaf_hashes = [merkle.leaf_hash(decode_envelope(e.state).header_bytes) for _, e in ordered]
         border, nodes = merkle.append_leaves(head.size, head.border, leaf_hashes)
+        first = head.size
         self.insert_tree_rows(
             cursor,
-            [(head.size + i, nid) for i, (nid, _) in enumerate(ordered)],
-            [(level, idx, bytes(h)) for level, idx, h in nodes],
-            (head.size + len(events), pack_border(border)),
+            [
+                (node_key(level, idx), bytes(h), ordered[idx - first][0] if level == 0 else None)
+                for level, idx, h in nodes
+            ],
+        )
+        self._head_pending = Head(first + len(ordered), tuple(bytes(b) for b in border))
+
+    def insert_tree_rows(self, cursor: Any, rows: list[tuple[int, bytes, int | None]]) -> None:
+        """(node key, hash, the leaf's notification id or None): one statement."""
+        cursor.executemany(
+            self.sql("INSERT INTO {merkle_tree} (node, hash, notification_id) VALUES (?, ?, ?)"),
+            rows,
         )
 
-    def insert_tree_rows(
-        self,
-        cursor: Any,
-        leaves: list[tuple[int, int]],
-        nodes: list[tuple[int, int, bytes]],
-        head: tuple[int, bytes],
-    ) -> None:
-        """One statement per row; the PostgreSQL store sends each table as one statement."""
-        cursor.executemany(
-            self.sql("INSERT INTO {merkle_leaves} (leaf_index, notification_id) VALUES (?, ?)"),
-            leaves,
-        )
-        cursor.executemany(
-            self.sql("INSERT INTO {merkle_nodes} (level, idx, hash) VALUES (?, ?, ?)"), nodes
-        )
-        cursor.execute(self.sql("INSERT INTO {log_heads} (size, border) VALUES (?, ?)"), head)
+    def tree_committed(self, committed: bool) -> None:
+        """After the events transaction: the head it wrote is current, or it never was."""
+        self._head = self._head_pending if committed else None
+        self._head_pending = None
 
     # --- the signer, checked under the write lock --------------------------------------------
     #
@@ -190,14 +199,30 @@ class LedgerTables:
         self.check_signer_versions([r["originator_version"] for r in cursor.fetchall()], events)
 
     def read_head(self, cursor: Any) -> Head:
-        cursor.execute(self.sql("SELECT size, border FROM {log_heads} ORDER BY size DESC LIMIT 1"))
-        return self.head_from_row(cursor.fetchone())
+        """The head, derived from the tree: its size from the greatest key; its border from
+        memory if this process wrote that size last, else read."""
+        cursor.execute(self.sql("SELECT max(node) AS top FROM {merkle_tree}"))
+        size = size_of_top_key(cursor.fetchone()["top"])
+        if self._head is not None and self._head.size == size:
+            return self._head
+        wanted = [node_key(level, idx) for level, idx in merkle.border_indexes(size)]
+        found = self._hashes_by_key(cursor, wanted)
+        if len(found) != len(wanted):
+            raise VerificationError(
+                f"the log's right border at size {size} is not all stored", step="tree"
+            )
+        return Head(size, tuple(found[k] for k in wanted))
 
-    @staticmethod
-    def head_from_row(row: Any) -> Head:
-        if row is None:
-            return Head(0, ())
-        return Head(int(row["size"]), unpack_border(bytes(row["border"])))
+    def _hashes_by_key(self, cursor: Any, keys: Sequence[int]) -> dict[int, bytes]:
+        found: dict[int, bytes] = {}
+        for chunk in _chunks(sorted(set(keys)), 500):
+            marks = ", ".join("?" for _ in chunk)
+            cursor.execute(
+                self.sql(f"SELECT node, hash FROM {{merkle_tree}} WHERE node IN ({marks})"),
+                list(chunk),
+            )
+            found.update((int(r["node"]), bytes(r["hash"])) for r in cursor.fetchall())
+        return found
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -209,21 +234,13 @@ class LedgerTables:
         """The HashReader of merkle.py: one query for all the nodes a proof needs."""
         if not indexes:
             return []
-        wanted = sorted(set(indexes))
-        found: dict[tuple[int, int], bytes] = {}
+        keys = [node_key(level, idx) for level, idx in indexes]
         with self.transaction(commit=False) as c:
-            for chunk in _chunks(wanted, 200):
-                clause = " OR ".join("(level = ? AND idx = ?)" for _ in chunk)
-                c.execute(
-                    self.sql("SELECT level, idx, hash FROM {merkle_nodes} WHERE " + clause),
-                    [v for pair in chunk for v in pair],
-                )
-                for row in c.fetchall():
-                    found[(int(row["level"]), int(row["idx"]))] = bytes(row["hash"])
-        missing = [i for i in wanted if i not in found]
+            found = self._hashes_by_key(c, keys)
+        missing = [i for i, k in zip(indexes, keys, strict=True) if k not in found]
         if missing:
             raise NotFound(f"tree nodes missing from the store: {missing[:5]}")
-        return [found[i] for i in indexes]
+        return [found[k] for k in keys]
 
     def iter_leaves(
         self, start: int = 0, stop: int | None = None, batch: int = 2000
@@ -235,23 +252,24 @@ class LedgerTables:
             with self.transaction(commit=False) as c:
                 c.execute(
                     self.sql(
-                        "SELECT l.leaf_index, l.notification_id, e.originator_id,"
+                        "SELECT t.node, t.notification_id, e.originator_id,"
                         " e.originator_version, e.topic, e.state"
-                        " FROM {merkle_leaves} l"
-                        " LEFT JOIN {events} e ON e.{nid} = l.notification_id"
-                        " WHERE l.leaf_index >= ? ORDER BY l.leaf_index LIMIT ?"
+                        " FROM {merkle_tree} t"
+                        " LEFT JOIN {events} e ON e.{nid} = t.notification_id"
+                        " WHERE t.node >= ? AND t.notification_id IS NOT NULL"
+                        " ORDER BY t.node LIMIT ?"
                     ),
-                    (position, limit),
+                    (position << LEVEL_BITS, limit),
                 )
                 rows = c.fetchall()
             if not rows:
                 return
             for row in rows:
                 yield self._leaf_row(row)
-            position = int(rows[-1]["leaf_index"]) + 1
+            position = (int(rows[-1]["node"]) >> LEVEL_BITS) + 1
 
     def _leaf_row(self, row: Any) -> LeafRow:
-        index, nid = int(row["leaf_index"]), int(row["notification_id"])
+        index, nid = int(row["node"]) >> LEVEL_BITS, int(row["notification_id"])
         if row["state"] is None:
             return LeafRow(index, nid, None)
         try:
@@ -271,14 +289,14 @@ class LedgerTables:
         with self.transaction(commit=False) as c:
             c.execute(
                 self.sql(
-                    "SELECT l.leaf_index FROM {merkle_leaves} l"
-                    " JOIN {events} e ON e.{nid} = l.notification_id"
+                    "SELECT t.node FROM {merkle_tree} t"
+                    " JOIN {events} e ON e.{nid} = t.notification_id"
                     " WHERE e.originator_id = ? AND e.originator_version = ?"
                 ),
                 (self.stream_param(stream), version),
             )
             row = c.fetchone()
-        return None if row is None else int(row["leaf_index"])
+        return None if row is None else int(row["node"]) >> LEVEL_BITS
 
     def stream_param(self, stream: UUID) -> Any:
         """How this store binds a stream id in a query."""
@@ -289,8 +307,8 @@ class LedgerTables:
             c.execute(
                 self.sql(
                     "SELECT e.originator_id, e.originator_version FROM {events} e"
-                    " WHERE NOT EXISTS (SELECT 1 FROM {merkle_leaves} l"
-                    " WHERE l.notification_id = e.{nid}) ORDER BY e.{nid}"
+                    " WHERE NOT EXISTS (SELECT 1 FROM {merkle_tree} t"
+                    " WHERE t.notification_id = e.{nid}) ORDER BY e.{nid}"
                 )
             )
             return [
@@ -303,13 +321,11 @@ class LedgerTables:
             return int(c.fetchone()["n"])
 
     def nodes_in_completion_order(self) -> Iterator[tuple[int, int, bytes]]:
-        """Every stored node, in the order appends complete them: by the last leaf each
-        covers, then by level — the order `merkle.append_leaves` yields them."""
-        query = self.sql(
-            "SELECT level, idx, hash FROM {merkle_nodes} ORDER BY ((idx + 1) << level), level"
-        )
+        """Every stored node, in the order appends complete them — the order of their keys,
+        and the order `merkle.append_leaves` yields them."""
+        query = self.sql("SELECT node, hash FROM {merkle_tree} ORDER BY node")
         for row in self.stream_rows(query):
-            yield int(row["level"]), int(row["idx"]), bytes(row["hash"])
+            yield (*node_of_key(int(row["node"])), bytes(row["hash"]))
 
     def stream_rows(self, query: str, params: Sequence[Any] = ()) -> Iterator[Any]:
         """Rows of a large query without holding them all in memory."""
@@ -321,12 +337,6 @@ class LedgerTables:
                     return
                 yield row
 
-    def heads(self) -> list[Head]:
-        """Every stored head; a damaged border reads as empty, so verify reports it."""
-        with self.transaction(commit=False) as c:
-            c.execute(self.sql("SELECT size, border FROM {log_heads} ORDER BY size"))
-            return [Head(int(r["size"]), _lenient_border(bytes(r["border"]))) for r in c.fetchall()]
-
     def header_digest(self, stream: UUID, version: int) -> bytes:
         stored = self._select_event(stream, version)
         return decode_envelope(stored.state).header().digest
@@ -337,6 +347,45 @@ class LedgerTables:
             raise NotFound(f"no event {stream} v{version} in the store")
         event: StoredEvent = found[0]
         return event
+
+    # --- the layout before v2 ---------------------------------------------------------------
+
+    def table_exists(self, cursor: Any, name: str) -> bool:
+        raise NotImplementedError
+
+    def lock_for_upgrade(self, cursor: Any) -> None:
+        """Keep every other writer out until the upgrade commits."""
+
+    def upgrade_tree_layout(self) -> int | None:
+        """Move a ledger written with one table per kind of tree row (`OLD_TREE_TABLES`)
+        into `merkle_tree`, in one transaction, and drop the old tables. Returns the number
+        of leaves moved, or None if there was nothing to upgrade. The old per-append log
+        heads are not carried over: they were derived from the nodes, as the head is now,
+        and `verify` checked them against the same recomputation it now does for the nodes."""
+        with self.transaction(commit=True) as c:
+            self.lock_for_upgrade(c)
+            if not self.table_exists(c, "merkle_nodes"):
+                return None
+            c.execute(self.sql("SELECT count(*) AS n FROM {merkle_tree}"))
+            if int(c.fetchone()["n"]):
+                raise VerificationError(
+                    "both tree layouts hold nodes; restore the database from a backup",
+                    step="tree",
+                )
+            c.execute(
+                self.sql(
+                    "INSERT INTO {merkle_tree} (node, hash, notification_id)"
+                    " SELECT ((((n.idx + 1) << n.level) - 1) << 6) | n.level, n.hash,"
+                    " l.notification_id FROM {merkle_nodes} n"
+                    " LEFT JOIN {merkle_leaves} l ON n.level = 0 AND l.leaf_index = n.idx"
+                )
+            )
+            c.execute(self.sql("SELECT count(*) AS n FROM {merkle_leaves}"))
+            leaves = int(c.fetchone()["n"])
+            for table in OLD_TREE_TABLES:
+                c.execute(self.sql(f"DROP TABLE {{{table}}}"))
+        self._head = None
+        return leaves
 
     # --- metadata ---------------------------------------------------------------------------
 
@@ -533,13 +582,6 @@ class LedgerTables:
     def is_erased(self, subject: str) -> bool:
         row = self._key_row(subject)
         return row is not None and row["data_key"] is None
-
-
-def _lenient_border(raw: bytes) -> tuple[bytes, ...]:
-    try:
-        return unpack_border(raw)
-    except VerificationError:
-        return ()
 
 
 def _uuid(value: object) -> UUID:

@@ -17,16 +17,17 @@ from psycopg import Cursor
 from psycopg.rows import DictRow, dict_row
 from psycopg.sql import SQL, Identifier
 
-from ledger.store.base import APPEND_ONLY_TABLES, LedgerTables
+from ledger.errors import VerificationError
+from ledger.store.base import APPEND_ONLY_TABLES, Head, LedgerTables
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS {s}.ledger_meta (key text PRIMARY KEY, value text NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS {s}.merkle_leaves ("
-    " leaf_index bigint PRIMARY KEY, notification_id bigint NOT NULL UNIQUE)",
-    "CREATE TABLE IF NOT EXISTS {s}.merkle_nodes ("
-    " level smallint NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL,"
-    " PRIMARY KEY (level, idx))",
-    "CREATE TABLE IF NOT EXISTS {s}.log_heads (size bigint PRIMARY KEY, border bytea NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {s}.merkle_tree ("
+    " node bigint PRIMARY KEY CHECK (node >= 0), hash bytea NOT NULL,"
+    " notification_id bigint,"
+    " CHECK (((node & 63) = 0) = (notification_id IS NOT NULL)))",
+    "CREATE UNIQUE INDEX IF NOT EXISTS merkle_tree_leaf_events"
+    " ON {s}.merkle_tree (notification_id) WHERE notification_id IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS {s}.checkpoints (size bigint PRIMARY KEY, note text NOT NULL)",
     "CREATE TABLE IF NOT EXISTS {s}.cosignatures ("
     " size bigint NOT NULL, line text NOT NULL, PRIMARY KEY (size, line))",
@@ -86,6 +87,13 @@ class LedgerPostgresRecorder(LedgerTables, PostgresApplicationRecorder):
     def table(self, name: str) -> str:
         return f"{self._quoted_schema()}.{name}"
 
+    def table_exists(self, cursor: Any, name: str) -> bool:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (self.table(name),))
+        return bool(cursor.fetchone()["found"])
+
+    def lock_for_upgrade(self, cursor: Any) -> None:
+        cursor.execute(f"LOCK TABLE {self.events_table} IN EXCLUSIVE MODE")
+
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[Cursor[DictRow]]:
         with self.datastore.transaction(commit=commit) as c:
@@ -135,28 +143,38 @@ class LedgerPostgresRecorder(LedgerTables, PostgresApplicationRecorder):
                 raise AssertionError("the read under the lock returned no row")
             self.check_signer_versions(state["signer_versions"] or (), stored_events)
             self.new_keys_clashed({s for s, _ in new_keys} - set(state["keys_stored"] or ()))
-            head = self.head_from_row(state if state["size"] is not None else None)
+            head = Head(int(state["size"]), tuple(bytes(h) for h in state["border"] or ()))
+            if len(head.border) != head.size.bit_count():
+                raise VerificationError(
+                    f"the log's right border at size {head.size} is not all stored", step="tree"
+                )
             ids = [returned[(str(e.originator_id), e.originator_version)] for e in stored_events]
             self.write_tree(curs, head, stored_events, ids)
+        self.tree_committed(False)  # the head is read in the statement above every time
         self.appended()
         return ids
 
     @property
     def _under_the_lock(self) -> str:
         """Store the new subjects' keys (unless a subject has one), notify listeners, and read
-        the log head and the signer's actor versions after the one it was authorised from."""
+        the log head (its size from the greatest node key, its border the nodes of the set
+        bits of the size: `merkle.border_indexes` and `node_key` in SQL) and the signer's
+        actor versions after the one it was authorised from."""
         return self.sql(
             "WITH keys_stored AS ("
             " INSERT INTO {subject_keys} (subject, data_key)"
             " SELECT * FROM unnest(%s::text[], %s::bytea[])"
-            " ON CONFLICT (subject) DO NOTHING RETURNING subject)"
-            " SELECT head.size, head.border,"
+            " ON CONFLICT (subject) DO NOTHING RETURNING subject),"
+            " head AS (SELECT COALESCE((max(node) >> 6) + 1, 0) AS size FROM {merkle_tree})"
+            " SELECT head.size,"
+            " (SELECT array_agg(t.hash ORDER BY t.node) FROM {merkle_tree} t"
+            "  WHERE t.node IN (SELECT ((((head.size >> k) << k) - 1) << 6) | k"
+            "  FROM generate_series(0, 62) AS k WHERE ((head.size >> k) & 1) = 1)) AS border,"
             " (SELECT array_agg(originator_version) FROM {events}"
             "  WHERE originator_id = %s AND originator_version > %s) AS signer_versions,"
             " (SELECT array_agg(subject) FROM keys_stored) AS keys_stored,"
             " pg_notify(%s, '') AS notified"
-            " FROM (SELECT 1) AS one LEFT JOIN LATERAL"
-            " (SELECT size, border FROM {log_heads} ORDER BY size DESC LIMIT 1) AS head ON true"
+            " FROM head"
         )
 
     def _under_the_lock_params(self, new_keys: list[tuple[str, bytes]]) -> list[Any]:
@@ -164,24 +182,14 @@ class LedgerPostgresRecorder(LedgerTables, PostgresApplicationRecorder):
         subjects, keys = _columns(new_keys, 2)
         return [subjects, keys, stream, version, self.channel_name]
 
-    def insert_tree_rows(
-        self,
-        cursor: Any,
-        leaves: list[tuple[int, int]],
-        nodes: list[tuple[int, int, bytes]],
-        head: tuple[int, bytes],
-    ) -> None:
-        """All three tables in one statement over arrays (one INSERT per row cost a third
-        more)."""
+    def insert_tree_rows(self, cursor: Any, rows: list[tuple[int, bytes, int | None]]) -> None:
+        """One statement over arrays (one INSERT per row cost a third more)."""
         cursor.execute(
             self.sql(
-                "WITH leaves AS (INSERT INTO {merkle_leaves} (leaf_index, notification_id)"
-                " SELECT * FROM unnest(%s::bigint[], %s::bigint[])),"
-                " nodes AS (INSERT INTO {merkle_nodes} (level, idx, hash)"
-                " SELECT * FROM unnest(%s::smallint[], %s::bigint[], %s::bytea[]))"
-                " INSERT INTO {log_heads} (size, border) VALUES (%s, %s)"
+                "INSERT INTO {merkle_tree} (node, hash, notification_id)"
+                " SELECT * FROM unnest(%s::bigint[], %s::bytea[], %s::bigint[])"
             ),
-            [*_columns(leaves, 2), *_columns(nodes, 3), *head],
+            _columns(rows, 3),
         )
 
 

@@ -13,12 +13,13 @@ from ledger.store.base import APPEND_ONLY_TABLES, LedgerTables
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS merkle_leaves ("
-    " leaf_index INTEGER PRIMARY KEY, notification_id INTEGER NOT NULL UNIQUE)",
-    "CREATE TABLE IF NOT EXISTS merkle_nodes ("
-    " level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,"
-    " PRIMARY KEY (level, idx)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS log_heads (size INTEGER PRIMARY KEY, border BLOB NOT NULL)",
+    # `node` is the rowid: rows sit in key order, so an append's rows share the last page.
+    "CREATE TABLE IF NOT EXISTS merkle_tree ("
+    " node INTEGER PRIMARY KEY CHECK (node >= 0), hash BLOB NOT NULL,"
+    " notification_id INTEGER,"
+    " CHECK (((node & 63) = 0) = (notification_id IS NOT NULL)))",
+    "CREATE UNIQUE INDEX IF NOT EXISTS merkle_tree_leaf_events"
+    " ON merkle_tree (notification_id) WHERE notification_id IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS cosignatures ("
     " size INTEGER NOT NULL, line TEXT NOT NULL, PRIMARY KEY (size, line))",
@@ -52,7 +53,12 @@ class LedgerSQLiteRecorder(LedgerTables, SQLiteApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        ids = super().insert_events(stored_events, **kwargs)
+        try:
+            ids = super().insert_events(stored_events, **kwargs)
+        except BaseException:
+            self.tree_committed(False)
+            raise
+        self.tree_committed(True)
         self.appended()
         return ids
 
@@ -66,6 +72,10 @@ class LedgerSQLiteRecorder(LedgerTables, SQLiteApplicationRecorder):
         if stored_events:
             self.append_leaves(c, stored_events, ids)
         return ids
+
+    def table_exists(self, cursor: Any, name: str) -> bool:
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        return cursor.fetchone() is not None
 
     def destroy_data_key(self, subject: str) -> None:
         self._forget_key(subject)

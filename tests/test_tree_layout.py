@@ -1,0 +1,94 @@
+"""The Merkle tree's storage: node keys in completion order, and moving a ledger written with
+the earlier layout (one table each for leaves, nodes and heads) into the single tree table."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger import merkle
+from ledger.store.base import node_key, node_of_key, size_of_top_key
+from tests.conftest import Ledger
+from tests.support import Superuser
+from tests.test_checkpoints import add_people, cli
+
+
+@given(st.integers(min_value=0, max_value=40), st.integers(min_value=0, max_value=2**16))
+def test_node_keys_round_trip(level: int, index: int) -> None:
+    assert node_of_key(node_key(level, index)) == (level, index)
+
+
+@given(st.integers(min_value=0, max_value=300), st.integers(min_value=1, max_value=40))
+def test_node_keys_sort_in_the_order_appends_complete_the_nodes(size: int, more: int) -> None:
+    """So every row an append adds sorts after all earlier rows, and the greatest key gives
+    the log's size."""
+    leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(size + more)]
+    border, before = merkle.append_leaves(0, [], leaves[:size])
+    _, after = merkle.append_leaves(size, border, leaves[size:])
+    keys = [node_key(level, idx) for level, idx, _ in before + after]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    assert size_of_top_key(max(keys)) == size + more
+
+
+def test_size_of_an_empty_tree() -> None:
+    assert size_of_top_key(None) == 0
+
+
+def to_earlier_layout(su: Superuser) -> None:
+    """Rewrite the tree as the earlier layout stored it (what a ledger written by an earlier
+    version holds)."""
+    blob, level = ("BLOB", "INTEGER") if su.is_sqlite else ("bytea", "smallint")
+    big = "INTEGER" if su.is_sqlite else "bigint"
+    tree, leaves, nodes, heads = (
+        su.table(t) for t in ("merkle_tree", "merkle_leaves", "merkle_nodes", "log_heads")
+    )
+    lvl = "(node & 63)" if su.is_sqlite else "(node & 63)::int"
+    for statement in (
+        f"CREATE TABLE {leaves} (leaf_index {big} PRIMARY KEY,"
+        f" notification_id {big} NOT NULL UNIQUE)",
+        f"CREATE TABLE {nodes} (level {level} NOT NULL, idx {big} NOT NULL,"
+        f" hash {blob} NOT NULL, PRIMARY KEY (level, idx))",
+        f"CREATE TABLE {heads} (size {big} PRIMARY KEY, border {blob} NOT NULL)",
+        f"INSERT INTO {leaves} SELECT node >> 6, notification_id FROM {tree}"
+        " WHERE notification_id IS NOT NULL",
+        f"INSERT INTO {nodes} SELECT {lvl}, (((node >> 6) + 1) >> {lvl}) - 1, hash FROM {tree}",
+        f"DROP TABLE {tree}",
+    ):
+        su.execute(statement)
+
+
+def test_a_ledger_in_the_earlier_layout_is_upgraded_once_and_verifies(ledger: Ledger) -> None:
+    add_people(ledger, 11)
+    assert cli(ledger, "checkpoint").exit_code == 0
+    to_earlier_layout(Superuser(ledger.db))
+
+    refused = cli(ledger, "verify")
+    assert refused.exit_code == 3
+    assert "earlier storage layout" in refused.stderr
+    assert "calm-ledger db upgrade" in refused.stderr
+
+    upgraded = cli(ledger, "db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.stderr
+    assert "moved the tree of 12 leaves" in upgraded.stderr
+    assert cli(ledger, "verify").exit_code == 0
+
+    add_people(ledger, 5, start=100)  # appends continue from the moved head
+    assert cli(ledger, "checkpoint").exit_code == 0
+    assert cli(ledger, "verify").exit_code == 0
+    again = cli(ledger, "db", "upgrade")
+    assert again.exit_code == 0 and "nothing to do" in again.stderr
+
+
+def test_upgrade_of_a_missing_sqlite_ledger_writes_nothing(ledger: Ledger) -> None:
+    if not Superuser(ledger.db).is_sqlite:
+        pytest.skip("an SQLite file only: a PostgreSQL database is checked on connecting")
+    path = ledger.store_url.sqlite_path
+    assert path is not None
+    path.unlink()
+    result = cli(ledger, "db", "upgrade")
+    assert result.exit_code == 2
+    assert "no ledger database" in result.stderr
+    assert not path.exists()
