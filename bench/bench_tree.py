@@ -7,7 +7,7 @@ For each store it builds N `person.registered` events through the real write pat
 - inclusion and consistency proofs read from the store (`merkle.inclusion_proof(i, size,
   app.store)`), p50/p99 over --proofs random proofs, each checked against the root (the
   check is not timed; a leaf's hash is recomputed from its event, not read from the tree);
-- tree recomputation (`verify.check_tree` against the stored nodes and heads), leaves/s,
+- tree recomputation (`verify.check_tree` against the stored nodes), leaves/s,
   against folding the same leaves in memory (`merkle.append_leaves`, no store);
 - full `verify_store`, events/s, against the raw Ed25519 verify rate: from a new process
   (as `calm-ledger verify` runs; skipped above --fresh-verify-max) and from the process that
@@ -51,7 +51,7 @@ from ledger.store.base import LedgerTables
 from ledger.verify import Report, check_tree
 from ledger.verify_store import verify_store
 
-TREE_TABLES = ("merkle_leaves", "merkle_nodes", "log_heads")
+TREE_TABLES = ("merkle_tree",)
 
 
 def log(message: str) -> None:
