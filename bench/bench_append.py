@@ -178,22 +178,21 @@ def run_ledger(url: str, root: Path, n: int, batch: int, *, tree: bool = True) -
 
 @contextmanager
 def tree_switched_off(tables: LedgerTables) -> Iterator[None]:
-    """Price the tree: appends skip the leaves, nodes and head, but still check the signer and
-    store the subject data keys (which the tree's step also does), so only the tree is left out.
-    (PostgreSQL still sends the head read, in the round trip it shares with the insert.)"""
+    """Price the tree: appends skip the head read and the tree's rows, but still check the
+    signer and store the subjects' data keys as a real append does, so only the tree is left
+    out. (PostgreSQL still reads the head, in the statement it shares with the signer check
+    and the keys: only its rows are left out.)"""
 
-    def keys_only_after_head(cursor: Any, head: Any, events: Any, ids: Any) -> None:
-        keys = tables.take_used_keys()
-        if keys:
-            insert = "INSERT INTO {subject_keys} (subject, data_key) VALUES (?, ?)"
-            cursor.executemany(tables.sql(insert), keys)
+    def no_tree_rows(cursor: Any, head: Any, events: Any, ids: Any) -> None:
+        """PostgreSQL's step after the read under the lock, which stored the keys."""
 
     def keys_only(cursor: Any, events: Sequence[StoredEvent], ids: Sequence[int]) -> None:
+        """SQLite's step: LedgerTables.append_leaves without read_head and write_tree."""
         tables.check_signer_unchanged(cursor, events)
-        keys_only_after_head(cursor, None, events, ids)
+        tables.store_new_keys(cursor)
 
     tables.append_leaves = keys_only  # type: ignore[method-assign]
-    tables.write_tree = keys_only_after_head  # type: ignore[method-assign]
+    tables.write_tree = no_tree_rows  # type: ignore[method-assign]
     try:
         yield
     finally:

@@ -137,6 +137,14 @@ def decode_envelope(raw: bytes) -> Envelope:
     return Envelope(header, signature, data, disclosures)
 
 
+def stored_header_bytes(raw: bytes) -> bytes:
+    """The header bytes of stored envelope bytes (the leaf input), without splitting the rest:
+    for envelopes this process has just built, on the append path."""
+    if raw[:4] != MAGIC:
+        raise MalformedEnvelope("not a calm-ledger envelope (bad magic)")
+    return _take(raw, 4, "header")[0]
+
+
 def _take(raw: bytes, pos: int, what: str) -> tuple[bytes, int]:
     if len(raw) < pos + 4:
         raise MalformedEnvelope(f"envelope truncated before the {what} length")

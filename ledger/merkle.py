@@ -168,7 +168,7 @@ def _checked_border(size: int, border: Sequence[bytes]) -> list[Hash]:
     _check_size(size)
     if len(border) != size.bit_count():
         raise ValidationError(f"a border for size {size} has {size.bit_count()} hashes")
-    return [Hash(h) for h in border]
+    return [h if type(h) is Hash else Hash(h) for h in border]  # an append's cached border
 
 
 def _check_size(size: int) -> None:

@@ -29,7 +29,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 from ledger import merkle
-from ledger.envelope import decode_envelope
+from ledger.envelope import decode_envelope, stored_header_bytes
 from ledger.errors import (
     KeysOutdated,
     NotFound,
@@ -133,7 +133,7 @@ class LedgerTables:
     ) -> None:
         """Everything the append adds beside the events, given the head read under the lock."""
         ordered = sorted(zip(ids, events, strict=True), key=lambda pair: pair[0])
-        leaf_hashes = [merkle.leaf_hash(decode_envelope(e.state).header_bytes) for _, e in ordered]
+        leaf_hashes = [merkle.leaf_hash(stored_header_bytes(e.state)) for _, e in ordered]
         border, nodes = merkle.append_leaves(head.size, head.border, leaf_hashes)
         first = head.size
         self.insert_tree_rows(
@@ -143,7 +143,7 @@ class LedgerTables:
                 for level, idx, h in nodes
             ],
         )
-        self._head_pending = Head(first + len(ordered), tuple(bytes(b) for b in border))
+        self._head_pending = Head(first + len(ordered), tuple(border))
 
     def insert_tree_rows(self, cursor: Any, rows: list[tuple[int, bytes, int | None]]) -> None:
         """(node key, hash, the leaf's notification id or None): one statement."""
