@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from domain.people import Person
 from ledger import merkle
 from ledger.store.base import node_key, node_of_key, size_of_top_key
 from tests.conftest import Ledger
@@ -92,3 +93,30 @@ def test_upgrade_of_a_missing_sqlite_ledger_writes_nothing(ledger: Ledger) -> No
     assert result.exit_code == 2
     assert "no ledger database" in result.stderr
     assert not path.exists()
+
+
+def test_writers_taking_turns_each_append_after_the_others(ledger: Ledger) -> None:
+    """Each writer process remembers the head it last committed (SQLite appends from it
+    without reading it): after another writer's append, that head is stale, and the append
+    must notice and build on the stored tree instead."""
+    first, second = ledger.open(), ledger.open()
+    try:
+        writers = [ledger.service(first), ledger.service(second)]
+        for n, turn in enumerate([0, 0, 1, 0, 1, 1, 0, 1, 0]):
+            writers[turn].save_batch(
+                [
+                    Person.register(
+                        f"P-{n}",
+                        "ward-1",
+                        full_name=None,
+                        date_of_birth=None,
+                        learning_disability_or_autism=False,
+                    )
+                ]
+            )
+            assert first.store.head().size == second.store.head().size == n + 2
+    finally:
+        first.close()
+        second.close()
+    result = cli(ledger, "verify")
+    assert result.exit_code == 0, result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -76,6 +77,22 @@ class LedgerSQLiteRecorder(LedgerTables, SQLiteApplicationRecorder):
     def table_exists(self, cursor: Any, name: str) -> bool:
         cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
         return cursor.fetchone() is not None
+
+    def append_leaves(self, cursor: Any, events: Sequence[StoredEvent], ids: Sequence[int]) -> None:
+        """As for every store, but from the head this process last committed, if it has one,
+        without reading it. If another writer has appended since, the first row written (the
+        leaf at the remembered size) exists already: that statement alone fails (SQLite keeps
+        the transaction), and the append reads the head and writes again."""
+        self.check_signer_unchanged(cursor, events)
+        self.store_new_keys(cursor)
+        remembered = self._head
+        if remembered is not None:
+            try:
+                self.write_tree(cursor, remembered, events, ids)
+                return
+            except sqlite3.IntegrityError:
+                self._head = None
+        self.write_tree(cursor, self.read_head(cursor), events, ids)
 
     def destroy_data_key(self, subject: str) -> None:
         self._forget_key(subject)
