@@ -16,24 +16,31 @@ a change, e.g. `git worktree add`), the two CLI verifies also run with that code
 
 Run: python -m bench verify [--events 10000,100000] [--backends sqlite,postgresql]
      [--before DIR] [--before-max 100000] [--before-verify-max 100000]
-     [--verify-max 100000] [--cached-max 100000] [--batch 1000]
+     [--verify-max 100000] [--cached-max 100000] [--batch 1000] [--keep DIR]
+
+--keep DIR builds the SQLite ledgers and their bundles into DIR and reuses them on the next
+run (the 10^6 build takes minutes), e.g. to time verify-bundle before and after a change on
+the same bundle.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.bench_append import ORIGIN, raw_verify_rate, save_people, store
 from ledger import keys, note
 from ledger.app import open_app
+from ledger.bundle import BundleReader
+from ledger.config import load_config
 from ledger.keys import Argon2Cost
 from ledger.mapper import Signer
 from ledger.service import LedgerService
@@ -150,20 +157,28 @@ def keys_cached(url: str, log_public_key: bytes) -> float:
 
 def bench_one(n: int, backend: str, args: argparse.Namespace, root: Path) -> list[Row]:
     rows: list[Row] = []
-    with store(backend, root, "verify") as url:
+    with _ledger_store(backend, root, n, args.keep) as url:
         directory = root / f"{backend}-{n}"
-        log(f"{backend} {n:,}: building (load {load()})")
-        start = time.perf_counter()
-        size, log_key = build(directory, url, n, args.batch)
-        log(f"{backend} {n:,}: built {size:,} events in {time.perf_counter() - start:.0f} s")
         bundle = root / f"{backend}-{n}.bundle"
+        if args.keep and bundle.exists():
+            size, log_key = _bundle_size(bundle), load_config(directory).log_public_key
+            log(f"{backend} {n:,}: reusing {directory} and {bundle}")
+        else:
+            log(f"{backend} {n:,}: building (load {load()})")
+            start = time.perf_counter()
+            size, log_key = build(directory, url, n, args.batch)
+            log(f"{backend} {n:,}: built {size:,} events in {time.perf_counter() - start:.0f} s")
         raw, many = raw_rates()
         log(f"{backend} {n:,}: raw verify {raw:,.0f}/s, verify_many {many:,.0f}/s")
         rows.append(Row(size, backend, "raw: verify_many, all cores", "-", n / many, n, raw, many))
-        seconds, rss = child(["--dir", str(directory), "export", "--out", str(bundle)], None)
-        rows.append(
-            Row(size, backend, "export (data level)", "after", seconds, size, raw, many, rss)
-        )
+        if not bundle.exists():  # exported under another name first: --keep reuses whole ones
+            partial = bundle.with_suffix(".partial")
+            partial.unlink(missing_ok=True)
+            seconds, rss = child(["--dir", str(directory), "export", "--out", str(partial)], None)
+            partial.rename(bundle)
+            rows.append(
+                Row(size, backend, "export (data level)", "after", seconds, size, raw, many, rss)
+            )
         codes: list[tuple[str, Path | None]] = [("after", None)]
         if args.before and n <= args.before_max:
             codes.append(("before", Path(args.before)))
@@ -186,6 +201,27 @@ def bench_one(n: int, backend: str, args: argparse.Namespace, root: Path) -> lis
         mib = bundle.stat().st_size / 2**20
         log(f"{backend} {n:,}: done (load {load()}); bundle {mib:,.1f} MiB")
     return rows
+
+
+def _bundle_size(bundle: Path) -> int:
+    reader = BundleReader(bundle)
+    try:
+        return reader.manifest.size
+    finally:
+        reader.close()
+
+
+@contextlib.contextmanager
+def _ledger_store(backend: str, root: Path, n: int, keep: Path | None) -> Iterator[str]:
+    """A fresh store, or with --keep a SQLite file in the kept directory (built once)."""
+    if keep is None:
+        with store(backend, root, "verify") as url:
+            yield url
+        return
+    if backend != "sqlite":
+        raise SystemExit("--keep keeps SQLite ledgers only")
+    root.mkdir(parents=True, exist_ok=True)
+    yield f"sqlite:///{root.resolve()}/verify-{n}.db"
 
 
 def report(rows: list[Row]) -> None:
@@ -218,13 +254,15 @@ def main() -> None:
     parser.add_argument("--before-verify-max", type=int, default=100_000)
     parser.add_argument("--cached-max", type=int, default=100_000, help="largest keys-cached")
     parser.add_argument("--batch", type=int, default=1000, help="events per build transaction")
+    parser.add_argument("--keep", type=Path, help="build SQLite ledgers into, or reuse, this")
     args = parser.parse_args()
     log(f"load {load()}, {CORES} cores, backend {keys.ED25519_BACKEND}")
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as stack:
+        root = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         for n in (int(x) for x in args.events.split(",")):
             for backend in args.backends.split(","):
-                rows += bench_one(n, backend, args, Path(tmp))
+                rows += bench_one(n, backend, args, root)
     report(rows)
     log(f"load {load()} at the end")
 

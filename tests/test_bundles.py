@@ -466,3 +466,77 @@ def test_verified_events_are_read_again_only_as_verified(large: Ledger, tmp_path
     changed.replace(bundle)
     with pytest.raises(VerificationError, match="changed since it was verified"):
         list(result.events)
+
+
+def test_stream_heads_keep_each_streams_last_version_and_digest() -> None:
+    """Packed stream heads: one head per distinct id string, through table growth; ids
+    that are not canonical UUIDs (upper case, other strings) stay apart from packed ones."""
+    import uuid
+
+    from ledger.stream_state import StreamHeads, packed_stream_id
+
+    heads = StreamHeads()
+    ids = [str(uuid.UUID(int=n * 7919)) for n in range(5000)]  # past the first table size
+    for n, stream in enumerate(ids):
+        assert heads.replace(stream, 1, n.to_bytes(32, "big")) is None
+    for n, stream in enumerate(ids):
+        assert heads.replace(stream, 2, bytes(32)) == (1, n.to_bytes(32, "big"))
+    odd = [ids[1].upper(), ids[1].replace("-", ""), " " + ids[1][1:], "stream", ""]
+    assert all(packed_stream_id(s) is None for s in odd)
+    for s in odd:
+        assert heads.replace(s, 7, b"\x01" * 32) is None
+    assert heads.replace(ids[1], 3, bytes(32)) == (2, bytes(32))
+    assert heads.replace("stream", 8, bytes(32)) == (7, b"\x01" * 32)
+    assert len(heads) == len(ids) + len(odd)
+
+
+@pytest.mark.parametrize("first", [0, 5])
+def test_bundle_chain_check_fails_as_the_ledgers_does(first: int) -> None:
+    """The bundle's chain check, over packed stream heads, passes and fails the same headers
+    with the same messages as `verify`'s (except that, from a leaf past 0, a stream may
+    begin past version 1)."""
+    import hashlib
+
+    from ledger.bundle import BundleChecker, Disclosure, Manifest
+    from ledger.envelope import Header
+    from ledger.verify import EventChecker, Report
+
+    def header(stream: str, version: int, prev: str | None, n: int) -> Header:
+        raw = f"header {n}".encode()
+        return Header(raw, "o", stream, version, "t", 1, "", "a", "k", prev, None, None, "")
+
+    def digest(n: int) -> str:
+        return hashlib.sha256(f"header {n}".encode()).hexdigest()
+
+    a, b, c = (f"{n:08x}-0000-4000-8000-00000000abcd" for n in (1, 2, 3))
+    headers = [
+        header(a, 1, None, 0),
+        header(a, 2, digest(0), 1),
+        header(a, 2, digest(1), 2),  # version repeated
+        header(b, 1, None, 3),
+        header(b, 2, digest(0), 4),  # another stream's digest
+        header(b, 3, digest(4), 5),
+        header(c, 3, "ff" * 32, 6),  # begins past version 1
+        header(c, 4, digest(6), 7),
+        header("not-a-uuid", 1, None, 8),
+        header("not-a-uuid", 1, None, 9),  # version 1 again
+        header(a.upper(), 1, None, 10),  # another stream than `a`
+    ]
+    manifest = Manifest(
+        "o", first, first + len(headers), (), Disclosure.NONE, "", "", None, {}, None
+    )
+    ledger, bundle = Report(), Report()
+    ledger_checker = EventChecker(ledger, origin="o", log_public_key=bytes(32))
+    bundle_checker = BundleChecker(bundle, log_public_key=bytes(32), manifest=manifest)
+    for n, h in enumerate(headers):
+        ledger_checker._check_chain(f"leaf {n}", h)
+        bundle_checker._check_chain(f"leaf {n}", h)
+    expected = ledger.failures
+    if first:
+        expected = [f for f in expected if not f.where.startswith("leaf 6")]
+    assert [f.where for f in expected] == [
+        *(["leaf 2", "leaf 4"] if first else ["leaf 2", "leaf 4", "leaf 6"]),
+        "leaf 9",
+    ]
+    assert bundle.failures == expected
+    assert bundle.passed["stream chains"] == len(headers) - len(expected)

@@ -1,0 +1,110 @@
+"""The head of every stream a chain check has seen, packed into flat arrays.
+
+The chain check (docs/formats.md §4, check 5) needs, per stream, its last version and the
+SHA-256 of its last header, for the whole run: the only state of a verifier that grows with
+the log, and with one stream per event, as large as it. Kept as a dict of objects it cost
+~270 bytes a stream; here a stream costs 56 bytes (its id's 16 UUID bytes, an 8-byte
+version, the full 32-byte digest) plus 8 to 16 bytes of hash table, the digest kept whole so
+the check is exactly the one it was.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+_ID, _DIGEST = 16, 32  # bytes a stream in `_ids` and `_digests`
+_FREE = -1  # a table slot naming no stream
+_FIRST_SLOTS = 1 << 10
+_MAX_HINT = 1 << 22  # streams worth reserving room for up front (a hint is not trusted)
+
+Head = tuple[int, bytes]  # (last version, SHA-256 of the last header)
+
+
+class StreamHeads:
+    """Each stream's head by stream id, in an open-addressing table over flat arrays.
+
+    Ids in the canonical UUID form the ledger writes are packed as their 16 bytes, so two
+    ids share a key only if they are the same string; any other string a bundle holds
+    (nothing refuses one) is kept in a plain dict, apart. Versions are canonical JSON
+    integers, within ±(2**53 - 1), so they fit the array's 64 bits.
+    """
+
+    __slots__ = ("_digests", "_ids", "_others", "_slots", "_versions")
+
+    def __init__(self, expected: int = 0) -> None:
+        """`expected`: how many streams there may be (the entries to check), to size the
+        table once instead of growing it; capped, since it comes from the input."""
+        self._ids = bytearray()  # stream i's packed id at [16 i, 16 i + 16)
+        self._versions = array("q")  # stream i's last version
+        self._digests = bytearray()  # stream i's last header digest at [32 i, 32 i + 32)
+        self._slots = _free_slots(_table_size(min(expected, _MAX_HINT)))
+        self._others: dict[str, Head] = {}
+
+    def __len__(self) -> int:
+        return len(self._versions) + len(self._others)
+
+    def replace(self, stream: str, version: int, digest: bytes) -> Head | None:
+        """Make (version, digest) the stream's head; return the head it had, if any."""
+        if len(digest) != _DIGEST:  # a record of another length would shift every later one
+            raise ValueError("a stream head's digest is 32 bytes")
+        key = packed_stream_id(stream)
+        if key is None:
+            previous = self._others.get(stream)
+            self._others[stream] = (version, digest)
+            return previous
+        slots, ids = self._slots, self._ids
+        mask = len(slots) - 1
+        slot = hash(key) & mask  # keyed per process, as for dicts: collisions cannot be aimed
+        while (i := slots[slot]) != _FREE:
+            if ids[_ID * i : _ID * i + _ID] == key:
+                at = _DIGEST * i
+                previous = (self._versions[i], bytes(self._digests[at : at + _DIGEST]))
+                self._versions[i] = version
+                self._digests[at : at + _DIGEST] = digest
+                return previous
+            slot = (slot + 1) & mask
+        slots[slot] = len(self._versions)
+        ids += key
+        self._versions.append(version)
+        self._digests += digest
+        if 2 * len(self._versions) > len(slots):  # half full: probes stay short
+            self._grow()
+        return None
+
+    def _grow(self) -> None:
+        slots = _free_slots(2 * len(self._slots))
+        mask = len(slots) - 1
+        ids = bytes(self._ids)
+        for i in range(len(self._versions)):
+            slot = hash(ids[_ID * i : _ID * i + _ID]) & mask
+            while slots[slot] != _FREE:
+                slot = (slot + 1) & mask
+            slots[slot] = i
+        self._slots = slots
+
+
+def packed_stream_id(stream: str) -> bytes | None:
+    """The 16 bytes of a stream id in canonical form (8-4-4-4-12 lowercase hex), else None:
+    the round trip refuses upper case and stray characters, so the packing is one-to-one."""
+    if len(stream) != 36 or stream[8:24:5] != "----":
+        return None
+    digits = stream.replace("-", "")
+    try:
+        key = bytes.fromhex(digits)
+    except ValueError:
+        return None
+    return key if len(key) == _ID and key.hex() == digits else None
+
+
+def _table_size(streams: int) -> int:
+    """The power of two that keeps `streams` at most half the table."""
+    size = _FIRST_SLOTS
+    while size < 2 * streams:
+        size *= 2
+    return size
+
+
+def _free_slots(size: int) -> array[int]:
+    slots = array("i")
+    slots.frombytes(b"\xff" * (slots.itemsize * size))  # every slot _FREE (-1)
+    return slots
