@@ -15,6 +15,8 @@ Builds a ledger of N incidents (through the real write path, in batches), then m
 Run: python -m bench projections [--incidents 30000] [--backends sqlite,postgresql]
      [--keep DIR]   build once into DIR (SQLite file, PostgreSQL schema named after N) and
                     reuse it in later runs, e.g. to compare code before and after a change
+     [--before TREE] time each CLI query with the code of TREE too, runs alternating
+     [--only LABELS] only the CLI queries whose label contains one of LABELS
 """
 
 from __future__ import annotations
@@ -145,18 +147,20 @@ def time_catch_up(directory: Path, url: str, tail: int) -> tuple[int, float]:
     return applied, elapsed
 
 
-def run(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+def run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, str]:
     start = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed: {done.stderr}")
     return elapsed, done.stdout
 
 
-def cli(directory: Path, *args: str) -> float:
+def cli(directory: Path, *args: str, tree: Path | None = None) -> tuple[float, str]:
+    """Time one CLI run in a new process, with the code of `tree` (a source tree) if given."""
     env = {**os.environ, "CALM_LEDGER_PASSPHRASE": PASSPHRASE}
-    return run([sys.executable, "-m", "cli.main", "--dir", str(directory), *args], env)[0]
+    command = [sys.executable, "-m", "cli.main", "--dir", str(directory.resolve()), *args]
+    return run(command, env, tree)
 
 
 def percentiles(times: list[float]) -> tuple[float, float]:
@@ -166,7 +170,20 @@ def percentiles(times: list[float]) -> tuple[float, float]:
 
 def latency(directory: Path, *args: str, runs: int = 9) -> tuple[float, float]:
     cli(directory, *args)  # warm the page cache and the read tables
-    return percentiles([cli(directory, *args) for _ in range(runs)])
+    return percentiles([cli(directory, *args)[0] for _ in range(runs)])
+
+
+def latency_against(
+    directory: Path, args: tuple[str, ...], runs: int, before: Path
+) -> tuple[tuple[float, float], tuple[float, float], bool]:
+    """p50/p90 of this code and of the code in `before`, runs alternating so that both see
+    the same load; and whether both wrote the same output."""
+    outputs = {cli(directory, *args)[1], cli(directory, *args, tree=before)[1]}  # warm
+    now, then = [], []
+    for _ in range(runs):
+        now.append(cli(directory, *args)[0])
+        then.append(cli(directory, *args, tree=before)[0])
+    return percentiles(now), percentiles(then), len(outputs) == 1
 
 
 def python_latency(code: str, runs: int = 9) -> tuple[float, float]:
@@ -176,9 +193,7 @@ def python_latency(code: str, runs: int = 9) -> tuple[float, float]:
 
 
 def some_incident(directory: Path) -> str:
-    env = {**os.environ, "CALM_LEDGER_PASSPHRASE": PASSPHRASE}
-    _, out = run([sys.executable, "-m", "cli.main", "--dir", str(directory), *QUERIES[0][1]], env)
-    return str(json.loads(out)[0]["incident"])
+    return str(json.loads(cli(directory, *QUERIES[0][1])[1])[0]["incident"])
 
 
 QUERIES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -268,8 +283,11 @@ def time_import(directory: Path, rows: int = 10_000) -> float:
                     "calm",
                 ]
             )
-    return rows / cli(
-        directory, "--as", "lee", "import", "incidents", str(path), "--mapping", str(mapping)
+    return (
+        rows
+        / cli(
+            directory, "--as", "lee", "import", "incidents", str(path), "--mapping", str(mapping)
+        )[0]
     )
 
 
@@ -283,6 +301,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=9, help="runs per CLI query")
     parser.add_argument("--keep", type=Path, help="build into, or reuse, this directory")
     parser.add_argument("--skip", default="", help="measures to skip: rebuild,catch-up,cli,import")
+    parser.add_argument(
+        "--only", default="", help="CLI queries whose label contains one of these (comma list)"
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="also time each CLI query with the code of this source tree (e.g. `git archive"
+        " HEAD | tar -x -C DIR`), alternating runs, and say whether the outputs differ",
+    )
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     print(f"{'store':<11}{'measure':<44}{'value':>14}", flush=True)
@@ -319,12 +346,26 @@ def _measures(
         applied, seconds = time_catch_up(directory, url, args.tail)
         yield f"catch up the last {applied:,} events, events/s", f"{applied / seconds:,.0f}"
     if "cli" not in skip:
-        ref = some_incident(directory)
-        for label, query in QUERIES:
-            p50, p90 = latency(directory, *(a.format(ref=ref) for a in query), runs=args.runs)
-            yield f"CLI {label} p50 / p90 ms", _ms(p50, p90)
+        yield from _cli_measures(directory, args)
     if not args.keep and "import" not in skip:
         yield "import 10,000-row CSV, rows/s", f"{time_import(directory):,.0f}"
+
+
+def _cli_measures(directory: Path, args: argparse.Namespace) -> Iterator[tuple[str, str]]:
+    ref = some_incident(directory)
+    wanted = [w for w in args.only.split(",") if w]
+    for label, query in QUERIES:
+        if wanted and not any(w in label for w in wanted):
+            continue
+        command = tuple(a.format(ref=ref) for a in query)
+        if args.before is None:
+            yield f"CLI {label} p50 / p90 ms", _ms(*latency(directory, *command, runs=args.runs))
+            continue
+        now, then, same = latency_against(directory, command, args.runs, args.before)
+        yield f"CLI {label} p50 / p90 ms, before", _ms(*then)
+        yield f"CLI {label} p50 / p90 ms, after", _ms(*now)
+        yield f"CLI {label} outputs", "same" if same else "DIFFER"
+        yield "load (1 min)", Path("/proc/loadavg").read_text().split()[0]
 
 
 def _kept_store(backend: str, directory: Path, incidents: int) -> str:

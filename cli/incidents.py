@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -22,9 +22,6 @@ from cli.records import (
 )
 from domain.vocabulary import DebriefType, InterventionType, Position, Reason, Recipient
 from ledger.errors import NotFound, ValidationError
-
-if TYPE_CHECKING:
-    from uuid import UUID
 
 # The write path (ledger.recording, domain.statutory) and the event decoders are imported in
 # the commands that use them: a query should not pay for them at start-up.
@@ -340,43 +337,37 @@ def show(ctx: Context, ref: str, fmt: str | None) -> None:
     from ledger.app import storage_errors
     from ledger.envelope import decode_envelope
 
-    stream = stream_id("incident", ref)
-    _check_recorded(ctx, stream, ref)
-    rows = []
     with storage_errors(ctx.store_url):
-        stored = ctx.app.recorder.select_events(stream)
-        for item in stored:
-            header = decode_envelope(item.state).header()
-            event = ctx.app.mapper.to_domain_event(item)
-            rows.append(
-                {
-                    "version": header.version,
-                    "type": header.type,
-                    "signed_by": header.actor,
-                    "key_id": header.key_id,
-                    "recorded_at": header.recorded_at,
-                    "data": _shown(event),
-                }
-            )
+        stored = ctx.app.recorder.select_events(stream_id("incident", ref))
+        events = [
+            (decode_envelope(s.state).header(), ctx.app.mapper.to_domain_event(s)) for s in stored
+        ]
+    _check_recorded([event for _, event in events], ref)
+    rows = [
+        {
+            "version": header.version,
+            "type": header.type,
+            "signed_by": header.actor,
+            "key_id": header.key_id,
+            "recorded_at": header.recorded_at,
+            "data": _shown(event),
+        }
+        for header, event in events
+    ]
     emit(rows, fmt, ["version", "type", "signed_by", "recorded_at", "data"])
 
 
-def _check_recorded(ctx: Context, stream: UUID, ref: str) -> None:
-    """Refuse a ref with no incident, as `RecordingService.incident` does, without loading
-    the recording service and a throwaway signer: they import the write path and the signing
-    libraries, which showing one incident's events does not use (~15-40 ms of start-up)."""
-    from eventsourcing.application import AggregateNotFoundError
+def _check_recorded(events: list[Any], ref: str) -> None:
+    """Refuse a ref with no incident, with `RecordingService.incident`'s message. The
+    stream's first event decides which aggregate the repository would build from it, so the
+    stream is read once, not again by the repository (and nothing loads the write path)."""
+    from eventsourcing.domain import CanInitAggregate
 
+    from domain.events import aggregate_class
     from domain.incidents import Incident
-    from ledger.app import storage_errors
 
-    found: object
-    try:
-        with storage_errors(ctx.store_url):
-            found = ctx.app.repository.get(stream)
-    except AggregateNotFoundError:
-        found = None
-    if not isinstance(found, Incident):
+    created = bool(events) and isinstance(events[0], CanInitAggregate)
+    if not created or aggregate_class(events[0].TYPE) is not Incident:
         raise NotFound(f"no incident {ref!r} is recorded")
 
 

@@ -78,6 +78,26 @@ def test_tampered_read_table_is_detected_and_repaired_by_rebuild(ledger: Ledger)
     service.app.close()
 
 
+def test_a_rebuild_stores_the_register_in_service_and_day_order(ledger: Ledger) -> None:
+    """`metrics` reads one service's days: SQLite's register is a table clustered on
+    (service, day, ref); on PostgreSQL a rebuild clusters it on the (service, day) index."""
+    service = setup_ward(ledger)
+    add_incidents(service, 6)
+    read = ReadStore(ledger.store_url)
+    rebuild(service.app, read)
+    if ledger.store_url.backend == "sqlite":
+        (table,) = read.query("SELECT sql FROM sqlite_master WHERE name = 'rm_incidents'")[0]
+        assert "PRIMARY KEY (service_id, day, ref)) WITHOUT ROWID" in table
+    else:
+        clustered = read.query(
+            "SELECT indisclustered FROM pg_index WHERE indexrelid = ?::regclass",
+            (f"{read.prefix}rm_incidents_service",),
+        )
+        assert clustered == [(True,)]
+    read.close()
+    service.app.close()
+
+
 def _slow_catch_up(db: str, directory: str) -> None:
     """Catch up one event per transaction, slowly enough to be killed part-way."""
     app = open_app(parse_store_url(db, base=Path(directory)))

@@ -194,6 +194,75 @@ def test_queries_on_current_read_tables_load_no_ledger_machinery(
     assert done.returncode == 0 and done.stderr.strip() == "[]", done.stderr
 
 
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("2026-01-20", "2026-02-14"),
+        ("2026-01-20T09:00Z", "2026-02-13T23:59Z"),
+        ("2026-01-20T03:00+05:00", "2026-02-14T01:00-08:00"),
+        ("2026-02-01T00:00-12:00", None),
+        (None, "2026-01-31T00:00+14:00"),
+    ],
+)
+def test_register_bounds_list_what_the_start_times_bound(
+    ward: Ledger, start: str | None, end: str | None
+) -> None:
+    """`incidents list --from/--to` also bounds the register's day column (for its
+    indexes): it must list exactly the incidents whose start text is in [from, to)."""
+    from cli.incidents import _bound
+
+    everything = cli(ward, "incidents", "list")
+    low, high = _bound(start), _bound(end)
+    for narrower in ((), ("--service", "ward-3"), ("--person", "P-0")):
+        bounds = [*(("--from", start) if start else ()), *(("--to", end) if end else ())]
+        listed = cli(ward, "incidents", "list", *narrower, *bounds)
+        expected = [
+            row
+            for row in everything
+            if (low is None or str(row["start"]) >= low)
+            and (high is None or str(row["start"]) < high)
+            and (not narrower or row[narrower[0][2:]] == narrower[1])
+        ]
+        assert listed == expected and (expected or narrower)
+
+
+def test_incidents_show_loads_only_the_event_modules_of_its_events(ward: Ledger) -> None:
+    """`incidents show` decodes one incident's events: it imports the module declaring them
+    (and what that module imports), not every event module nor the write path."""
+    import subprocess
+    import sys
+
+    ref = str(cli(ward, "incidents", "list")[0]["incident"])
+    probe = (
+        "import io, sys, contextlib\nfrom cli.main import main\n"
+        f"sys.argv = ['calm-ledger', '--dir', {str(ward.directory)!r}, '--db', {ward.db!r},"
+        f" 'incidents', 'show', {ref!r}, '--format', 'json']\n"
+        "try:\n    with contextlib.redirect_stdout(io.StringIO()):\n        main()\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "from ledger.mapper import EVENT_MODULES\n"
+        "modules = (*sorted(set(EVENT_MODULES.values())), 'ledger.recording', 'ledger.keys')\n"
+        "print([m for m in modules if m in sys.modules], file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "['domain.authorisations', 'domain.incidents']"
+
+
+def test_incidents_show_tells_every_event_of_an_incident_and_refuses_an_unknown_ref(
+    ward: Ledger,
+) -> None:
+    listed = cli(ward, "incidents", "list")
+    followed = [str(i["incident"]) for i in listed if i["debriefs"]]
+    story = cli(ward, "incidents", "show", followed[0])
+    assert [e["version"] for e in story] == list(range(1, len(story) + 1))
+    assert story[0]["type"] == "incident.recorded" and len(story) > 1
+    assert story[0]["data"]["incident_ref"] == followed[0]
+    assert story[0]["data"]["outcome"] == "calm"  # personal fields are opened
+    for ref in ("INC-000000000000", "P-1"):
+        result = run_cli(["--dir", str(ward.directory), "incidents", "show", ref], env=ENV)
+        assert result.exit_code != 0 and f"no incident {ref!r} is recorded" in result.stderr
+
+
 COMPLIANCE_KINDS = ("services", "people", "staff", "plans", "authorisations", "incidents")
 
 
