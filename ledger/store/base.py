@@ -41,7 +41,8 @@ from ledger.errors import (
 KEY_CACHE_SUBJECTS = 50_000  # subjects whose data keys a process keeps in memory
 
 APPEND_ONLY_TABLES = ("ledger_meta", "merkle_tree", "checkpoints", "cosignatures")
-OLD_TREE_TABLES = ("merkle_leaves", "merkle_nodes", "log_heads")  # the layout before v2
+# The tree as ledgers written before merkle_tree keep it (`upgrade_tree_layout` moves it).
+OLD_TREE_TABLES = ("merkle_leaves", "merkle_nodes", "log_heads")
 
 LEVEL_BITS = 6  # levels 0..63 fit: a log of 2**57 leaves is far beyond any service's
 
@@ -56,7 +57,7 @@ def node_of_key(key: int) -> tuple[int, int]:
     """(level, index) of a row key. A key no append could write (its last leaf not the end
     of a subtree of its level) gives an index whose key differs, which verify reports."""
     level = key & ((1 << LEVEL_BITS) - 1)
-    return level, ((key >> LEVEL_BITS) + 1 >> level) - 1
+    return level, (((key >> LEVEL_BITS) + 1) >> level) - 1
 
 
 def size_of_top_key(top: int | None) -> int:
