@@ -72,7 +72,7 @@ def export(
         created_at=format_datetime(datetime.now(UTC)),
         sign=ctx.unlock("log").sign,
     )
-    folded = BundleState()
+    folded = BundleState(for_metrics=True)
     config = ctx.config
     manifest = export_bundle(
         ctx.app,

@@ -273,7 +273,7 @@ def _export(app: LedgerApp, log_key: SigningKey, out: Path) -> None:
     from ledger.export import ExportRequest, export_bundle
     from projections.bundles import BundleState, bundle_metrics
 
-    folded = BundleState()
+    folded = BundleState(for_metrics=True)
     request = ExportRequest(
         out=out,
         scope=(),

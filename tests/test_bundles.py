@@ -540,3 +540,27 @@ def test_bundle_chain_check_fails_as_the_ledgers_does(first: int) -> None:
     ]
     assert bundle.failures == expected
     assert bundle.passed["stream chains"] == len(headers) - len(expected)
+
+
+def test_a_fold_of_the_metrics_inputs_alone_gives_the_whole_folds_metrics(
+    history: Ledger, bundle: Path
+) -> None:
+    """The exporter and check 12 fold only incidents, services and occupancy into state
+    (`feeds_metrics`): that must change no figure."""
+    from ledger.bundle import BundleReader
+    from projections.bundles import BundleState, bundle_metrics, feeds_metrics
+
+    whole, lean = BundleState(), BundleState(for_metrics=True)
+    reader = BundleReader(bundle)
+    try:
+        for entry in reader.entries():
+            whole.add_entry(entry)
+            lean.add_entry(entry)
+    finally:
+        reader.close()
+    assert whole.problems == lean.problems == []
+    assert lean.state.people == {} and whole.state.people  # people were left out, not lost
+    assert feeds_metrics("incident.corrected") and not feeds_metrics("person.registered")
+    figures = bundle_metrics(lean.state)
+    assert figures is not None and figures == bundle_metrics(whole.state)
+    assert lean.state.size == whole.state.size
