@@ -222,6 +222,18 @@ class AuditRow:
     service_id: str | None
 
 
+def _log_head_unreadable(error: Exception) -> StorageUnavailable:
+    """Why the log's size could not be read; a ledger in the storage layout before the
+    single tree table has no `merkle_tree` (`calm-ledger db upgrade` moves it)."""
+    if "merkle_tree" in str(error):
+        return StorageUnavailable(
+            f"cannot read the log head ({error}): a ledger written by an earlier version"
+            " keeps its tree in older tables; run 'calm-ledger db upgrade' once, as the"
+            " database's owner"
+        )
+    return StorageUnavailable(f"cannot read the log head: {error}")
+
+
 class ReadStore:
     """The read tables of one ledger, on SQLite or PostgreSQL."""
 
@@ -365,7 +377,7 @@ class ReadStore:
                 rows = self.query(head)
             except Exception as e:  # psycopg.Error, e.g. a renamed table: let the app say
                 self._conn.rollback()
-                raise StorageUnavailable(f"cannot read the log head: {e}") from e
+                raise _log_head_unreadable(e) from e
         else:
             if self.url.sqlite_path is None:
                 raise AssertionError("sqlite store without a path")
@@ -376,7 +388,7 @@ class ReadStore:
                 finally:
                     conn.close()
             except sqlite3.Error as e:
-                raise StorageUnavailable(f"cannot read the log head: {e}") from e
+                raise _log_head_unreadable(e) from e
         return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
     # --- state ----------------------------------------------------------------------------------

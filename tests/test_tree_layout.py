@@ -70,6 +70,8 @@ def test_a_ledger_in_the_earlier_layout_is_upgraded_once_and_verifies(ledger: Le
     assert refused.exit_code == 3
     assert "earlier storage layout" in refused.stderr
     assert "calm-ledger db upgrade" in refused.stderr
+    query = cli(ledger, "incidents", "list")  # reads the log's size without the ledger app
+    assert query.exit_code == 3 and "calm-ledger db upgrade" in query.stderr
 
     upgraded = cli(ledger, "db", "upgrade")
     assert upgraded.exit_code == 0, upgraded.stderr
