@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from domain.people import Person
 from ledger import merkle
+from ledger.errors import VerificationError
 from ledger.store.base import node_key, node_of_key, size_of_top_key
 from tests.conftest import Ledger
 from tests.support import Superuser
@@ -36,6 +37,12 @@ def test_node_keys_sort_in_the_order_appends_complete_the_nodes(size: int, more:
 
 def test_size_of_an_empty_tree() -> None:
     assert size_of_top_key(None) == 0
+
+
+def person(pseudonym: str) -> Person:
+    return Person.register(
+        pseudonym, "ward-1", full_name=None, date_of_birth=None, learning_disability_or_autism=False
+    )
 
 
 def to_earlier_layout(su: Superuser) -> None:
@@ -105,20 +112,27 @@ def test_writers_taking_turns_each_append_after_the_others(ledger: Ledger) -> No
     try:
         writers = [ledger.service(first), ledger.service(second)]
         for n, turn in enumerate([0, 0, 1, 0, 1, 1, 0, 1, 0]):
-            writers[turn].save_batch(
-                [
-                    Person.register(
-                        f"P-{n}",
-                        "ward-1",
-                        full_name=None,
-                        date_of_birth=None,
-                        learning_disability_or_autism=False,
-                    )
-                ]
-            )
+            writers[turn].save_batch([person(f"P-{n}")])
             assert first.store.head().size == second.store.head().size == n + 2
     finally:
         first.close()
         second.close()
     result = cli(ledger, "verify")
     assert result.exit_code == 0, result.stderr
+
+
+def test_an_append_refuses_a_log_whose_right_border_is_not_all_stored(ledger: Ledger) -> None:
+    """The head is derived from the border's nodes: with one deleted, an append would build on
+    a wrong border, so it fails and writes nothing (verify names the node)."""
+    add_people(ledger, 6)  # 7 leaves with ada's enrolment: border (2, 0), (1, 2), (0, 6)
+    su = Superuser(ledger.db)
+    su.execute(f"DELETE FROM {su.table('merkle_tree')} WHERE node = ?", (node_key(1, 2),))
+    app = ledger.open()
+    try:
+        with pytest.raises(VerificationError, match="right border at size 7 is not all stored"):
+            ledger.service(app).save_batch([person("P-new")])
+        assert len(su.query(f"SELECT 1 FROM {su.table('events')}")) == 7
+    finally:
+        app.close()
+    result = cli(ledger, "verify")
+    assert result.exit_code == 1 and "node (1, 2)" in result.stderr

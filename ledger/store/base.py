@@ -81,6 +81,16 @@ class Head:
     border: tuple[bytes, ...]
 
 
+def stored_head(size: int, border: Sequence[bytes]) -> Head:
+    """The head derived from the tree: refused if a node of its border is not stored (the
+    append would otherwise build on a wrong border)."""
+    if len(border) != size.bit_count():
+        raise VerificationError(
+            f"the log's right border at size {size} is not all stored", step="tree"
+        )
+    return Head(size, tuple(bytes(h) for h in border))
+
+
 class LedgerTables:
     """SQL over the ledger's own tables; subclasses provide the dialect and a transaction."""
 
@@ -208,11 +218,7 @@ class LedgerTables:
             return self._head
         wanted = [node_key(level, idx) for level, idx in merkle.border_indexes(size)]
         found = self._hashes_by_key(cursor, wanted)
-        if len(found) != len(wanted):
-            raise VerificationError(
-                f"the log's right border at size {size} is not all stored", step="tree"
-            )
-        return Head(size, tuple(found[k] for k in wanted))
+        return stored_head(size, [found[k] for k in wanted if k in found])
 
     def _hashes_by_key(self, cursor: Any, keys: Sequence[int]) -> dict[int, bytes]:
         found: dict[int, bytes] = {}

@@ -17,8 +17,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow, dict_row
 from psycopg.sql import SQL, Identifier
 
-from ledger.errors import VerificationError
-from ledger.store.base import APPEND_ONLY_TABLES, Head, LedgerTables
+from ledger.store.base import APPEND_ONLY_TABLES, LedgerTables, stored_head
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS {s}.ledger_meta (key text PRIMARY KEY, value text NOT NULL)",
@@ -143,11 +142,7 @@ class LedgerPostgresRecorder(LedgerTables, PostgresApplicationRecorder):
                 raise AssertionError("the read under the lock returned no row")
             self.check_signer_versions(state["signer_versions"] or (), stored_events)
             self.new_keys_clashed({s for s, _ in new_keys} - set(state["keys_stored"] or ()))
-            head = Head(int(state["size"]), tuple(bytes(h) for h in state["border"] or ()))
-            if len(head.border) != head.size.bit_count():
-                raise VerificationError(
-                    f"the log's right border at size {head.size} is not all stored", step="tree"
-                )
+            head = stored_head(int(state["size"]), state["border"] or ())
             ids = [returned[(str(e.originator_id), e.originator_version)] for e in stored_events]
             self.write_tree(curs, head, stored_events, ids)
         self.tree_committed(False)  # the head is read in the statement above every time
