@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,28 @@ from click.testing import CliRunner, Result
 
 from cli.main import cli
 from ledger.store import parse_store_url
+
+
+def modules_loaded_by(code: str, modules: Sequence[str]) -> list[str]:
+    """Which of `modules` a fresh interpreter has imported once `code` has run: start-up
+    tests, since whatever a command imports it pays for on every run."""
+    probe = f"{code}\nimport sys\nprint([m for m in {list(modules)!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    loaded: list[str] = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+def modules_loaded_by_cli(args: Sequence[str], modules: Sequence[str]) -> list[str]:
+    """`modules_loaded_by` for one `calm-ledger` command (its output discarded; it must
+    succeed)."""
+    code = (
+        "import contextlib, io, sys\nfrom cli.main import main\n"
+        f"sys.argv = ['calm-ledger', *{list(args)!r}]\n"
+        "try:\n    with contextlib.redirect_stdout(io.StringIO()):\n        main()\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+    )
+    return modules_loaded_by(code, modules)
 
 
 def run_cli(

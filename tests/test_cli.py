@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PASSPHRASE, Ledger
-from tests.support import run_cli
+from tests.support import modules_loaded_by_cli, run_cli
 
 ENV = {"CALM_LEDGER_PASSPHRASE": PASSPHRASE, "CALM_LEDGER_NEW_PASSPHRASE": "new pass"}
 
@@ -186,18 +186,15 @@ def test_help_lists_each_command_as_its_own_help_would(limit: int) -> None:
 def test_help_imports_no_command_module() -> None:
     """Start-up: `calm-ledger --help` loads click and the group, not the commands (whose
     imports reach pydantic, eventsourcing and the database drivers)."""
-    import subprocess
-    import sys
-
-    probe = (
-        "import sys; from cli.main import main; sys.argv = ['calm-ledger', '--help']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "loaded = [m for m in ('pydantic', 'eventsourcing', 'psycopg', 'cryptography',"
-        " 'cli.incidents', 'projections.readstore') if m in sys.modules]\n"
-        "print(loaded, file=sys.stderr)"
+    heavy = (
+        "pydantic",
+        "eventsourcing",
+        "psycopg",
+        "cryptography",
+        "cli.incidents",
+        "projections.readstore",
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    assert done.returncode == 0 and done.stderr.strip() == "[]", done.stderr
+    assert modules_loaded_by_cli(["--help"], heavy) == []
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import subprocess
-import sys
 
 import pytest
 
@@ -15,6 +13,7 @@ import ledger
 from domain.events import aggregate_class, event_class, event_types
 from ledger.errors import ValidationError
 from ledger.mapper import EVENT_MODULES, known_event_class
+from tests.support import modules_loaded_by
 
 
 def _import_every_module() -> None:
@@ -40,11 +39,9 @@ def test_an_unregistered_type_is_refused_as_unknown(type_name: str) -> None:
 
 
 def test_resolving_a_type_imports_only_the_module_of_its_kind() -> None:
-    probe = (
-        "import sys\nfrom ledger.mapper import EVENT_MODULES, known_event_class\n"
-        "assert known_event_class('person.registered').TYPE == 'person.registered'\n"
-        "print(sorted(m for m in set(EVENT_MODULES.values()) if m in sys.modules))"
+    code = (
+        "from ledger.mapper import known_event_class\n"
+        "assert known_event_class('person.registered').TYPE == 'person.registered'"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "['domain.people']"
+    modules = sorted(set(EVENT_MODULES.values()))
+    assert modules_loaded_by(code, modules) == ["domain.people"]

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import PASSPHRASE, Ledger
 from tests.history import add_incidents, setup_ward
-from tests.support import run_cli
+from tests.support import modules_loaded_by_cli, run_cli
 
 ENV = {"CALM_LEDGER_PASSPHRASE": PASSPHRASE}
 
@@ -177,21 +177,10 @@ def test_queries_on_current_read_tables_load_no_ledger_machinery(
 ) -> None:
     """Start-up: with the read tables current, the register and the metrics are answered in
     SQL, without pydantic, eventsourcing or the signing libraries."""
-    import subprocess
-    import sys
-
     cli(ward, "incidents", "list")  # catch up first
-    probe = (
-        "import io, sys, contextlib\nfrom cli.main import main\n"
-        f"sys.argv = ['calm-ledger', '--dir', {str(ward.directory)!r}, '--db', {ward.db!r},"
-        f" *{query!r}, '--format', 'json']\n"
-        "try:\n    with contextlib.redirect_stdout(io.StringIO()):\n        main()\n"
-        "except SystemExit as e:\n    assert not e.code, e.code\n"
-        "heavy = ('pydantic', 'eventsourcing', 'cryptography', 'nacl', 'ledger.app')\n"
-        "print([m for m in heavy if m in sys.modules], file=sys.stderr)"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    assert done.returncode == 0 and done.stderr.strip() == "[]", done.stderr
+    heavy = ("pydantic", "eventsourcing", "cryptography", "nacl", "ledger.app")
+    args = ["--dir", str(ward.directory), "--db", ward.db, *query, "--format", "json"]
+    assert modules_loaded_by_cli(args, heavy) == []
 
 
 @pytest.mark.parametrize(
@@ -229,23 +218,13 @@ def test_register_bounds_list_what_the_start_times_bound(
 def test_incidents_show_loads_only_the_event_modules_of_its_events(ward: Ledger) -> None:
     """`incidents show` decodes one incident's events: it imports the module declaring them
     (and what that module imports), not every event module nor the write path."""
-    import subprocess
-    import sys
+    from ledger.mapper import EVENT_MODULES
 
     ref = str(cli(ward, "incidents", "list")[0]["incident"])
-    probe = (
-        "import io, sys, contextlib\nfrom cli.main import main\n"
-        f"sys.argv = ['calm-ledger', '--dir', {str(ward.directory)!r}, '--db', {ward.db!r},"
-        f" 'incidents', 'show', {ref!r}, '--format', 'json']\n"
-        "try:\n    with contextlib.redirect_stdout(io.StringIO()):\n        main()\n"
-        "except SystemExit as e:\n    assert not e.code, e.code\n"
-        "from ledger.mapper import EVENT_MODULES\n"
-        "modules = (*sorted(set(EVENT_MODULES.values())), 'ledger.recording', 'ledger.keys')\n"
-        "print([m for m in modules if m in sys.modules], file=sys.stderr)"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stderr.strip() == "['domain.authorisations', 'domain.incidents']"
+    args = ["--dir", str(ward.directory), "--db", ward.db, "incidents", "show", ref]
+    modules = (*sorted(set(EVENT_MODULES.values())), "ledger.recording", "ledger.keys")
+    loaded = modules_loaded_by_cli([*args, "--format", "json"], modules)
+    assert loaded == ["domain.authorisations", "domain.incidents"]
 
 
 def test_incidents_show_tells_every_event_of_an_incident_and_refuses_an_unknown_ref(
