@@ -187,7 +187,7 @@ def tree_switched_off(tables: LedgerTables) -> Iterator[None]:
         """PostgreSQL's step after the read under the lock, which stored the keys."""
 
     def keys_only(cursor: Any, events: Sequence[StoredEvent], ids: Sequence[int]) -> None:
-        """SQLite's step: LedgerTables.append_leaves without read_head and write_tree."""
+        """SQLite's step: its append_leaves without the head and the tree's rows."""
         tables.check_signer_unchanged(cursor, events)
         tables.store_new_keys(cursor)
 

@@ -131,14 +131,6 @@ class LedgerTables:
 
     # --- the tree, inside the events transaction ---------------------------------------------
 
-    def append_leaves(self, cursor: Any, events: Sequence[StoredEvent], ids: Sequence[int]) -> None:
-        """Add the events as leaves and store the new complete subtrees; store the data keys
-        their disclosures were sealed under."""
-        self.check_signer_unchanged(cursor, events)
-        self.store_new_keys(cursor)
-        head = self.read_head(cursor)
-        self.write_tree(cursor, head, events, ids)
-
     def write_tree(
         self, cursor: Any, head: Head, events: Sequence[StoredEvent], ids: Sequence[int]
     ) -> None:

@@ -79,10 +79,12 @@ class LedgerSQLiteRecorder(LedgerTables, SQLiteApplicationRecorder):
         return cursor.fetchone() is not None
 
     def append_leaves(self, cursor: Any, events: Sequence[StoredEvent], ids: Sequence[int]) -> None:
-        """As for every store, but from the head this process last committed, if it has one,
-        without reading it. If another writer has appended since, the first row written (the
-        leaf at the remembered size) exists already: that statement alone fails (SQLite keeps
-        the transaction), and the append reads the head and writes again."""
+        """Under the write lock: check the signer, store the new subjects' keys, and add the
+        events as leaves with the complete subtrees they close. The tree grows from the head
+        this process last committed, if it has one, without reading it: if another writer
+        has appended since, the first row written (the leaf at the remembered size) exists
+        already, that statement alone fails (SQLite keeps the transaction), and the append
+        reads the head and writes again. (PostgreSQL does all this in `insert_events`.)"""
         self.check_signer_unchanged(cursor, events)
         self.store_new_keys(cursor)
         remembered = self._head
