@@ -492,9 +492,9 @@ def test_stream_heads_keep_each_streams_last_version_and_digest() -> None:
 
 @pytest.mark.parametrize("first", [0, 5])
 def test_bundle_chain_check_fails_as_the_ledgers_does(first: int) -> None:
-    """The bundle's chain check, over packed stream heads, passes and fails the same headers
-    with the same messages as `verify`'s (except that, from a leaf past 0, a stream may
-    begin past version 1)."""
+    """Both checkers keep stream heads packed (`StreamHeads`) and fail the same headers with
+    the same messages, except that a bundle from a leaf past 0 may hold a stream that
+    begins past version 1 (`BundleChecker.began_earlier`)."""
     import hashlib
 
     from ledger.bundle import BundleChecker, Disclosure, Manifest
