@@ -22,6 +22,7 @@ connect drops and recreates them, and the next catch-up replays the log.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -222,6 +223,25 @@ class AuditRow:
     service_id: str | None
 
 
+SQLITE_BUSY_SECONDS = 30
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch a read-table file to WAL (once per file: the mode persists). Processes that
+    open a new file at the same moment can each be refused with "database is locked" at
+    once, without SQLite's busy wait, while another one switches it: try again until the
+    busy timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _log_head_unreadable(error: Exception) -> StorageUnavailable:
     """Why the log's size could not be read; a ledger in the storage layout before the
     single tree table has no `merkle_tree` (`calm-ledger db upgrade` moves it)."""
@@ -304,9 +324,11 @@ class ReadStore:
                 if self.url.sqlite_path is None:
                     raise AssertionError("sqlite store without a path")
                 conn = sqlite3.connect(
-                    read_path(self.url.sqlite_path), timeout=30, isolation_level=None
+                    read_path(self.url.sqlite_path),
+                    timeout=SQLITE_BUSY_SECONDS,
+                    isolation_level=None,
                 )
-                conn.execute("PRAGMA journal_mode=WAL")
+                _use_wal(conn)
                 # WAL with NORMAL still commits atomically, in order; a power cut may lose
                 # the last batches, which the next catch-up applies again from the log.
                 conn.execute("PRAGMA synchronous=NORMAL")
