@@ -10,8 +10,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from domain.errors import RuleViolated
 from domain.events import Aggregate
 from domain.roles import Role
+from ledger.config import LOG_ACTOR as LOG_ACTOR  # there, so reading needs no models
 
-LOG_ACTOR = "log"
 _NAME = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
 
 

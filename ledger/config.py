@@ -20,6 +20,8 @@ import tomli_w
 
 from ledger.errors import NotFound, ValidationError
 
+LOG_ACTOR = "log"  # the log key signs as this actor, and its keystore has this name
+
 CONFIG_NAME = "calm-ledger.toml"
 DEFAULT_DB = "sqlite:///ledger.db"
 # A C2SP log origin: a schema-less URL such as "example.org/restraint-ledger".
