@@ -25,7 +25,8 @@ def upgrade(ctx: Context) -> None:
     transaction and drops the old tables; nothing signed changes. Run it once, as the
     database's owner, then `calm-ledger verify`.
     """
-    from ledger.app import open_app, require_ledger_database, storage_errors
+    from ledger.app import open_app, storage_errors
+    from ledger.store.reads import require_ledger_database
 
     require_ledger_database(ctx.store_url)
     app = open_app(ctx.store_url, create=True)  # creates only what is missing

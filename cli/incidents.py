@@ -334,14 +334,23 @@ def show(ctx: Context, ref: str, fmt: str | None) -> None:
     Example: calm-ledger incidents show INC-1A2B3C4D5E6F --format json
     """
     from domain.events import stream_id
-    from ledger.app import storage_errors
     from ledger.envelope import decode_envelope
+    from ledger.mapper import EnvelopeMapper, build_event
+    from ledger.store.reads import LogReader
 
-    with storage_errors(ctx.store_url):
-        stored = ctx.app.recorder.select_events(stream_id("incident", ref))
-        events = [
-            (decode_envelope(s.state).header(), ctx.app.mapper.to_domain_event(s)) for s in stored
-        ]
+    # Read through the log's tables directly: opening the ledger application (the library's
+    # recorder, a probe connection) would cost more than the query.
+    reader = LogReader(ctx.store_url)
+    try:
+        mapper = EnvelopeMapper(origin="")
+        mapper.subject_keys = reader  # to open the sealed fields; it makes no keys
+        events = []
+        for state in reader.stream_states(stream_id("incident", ref)):
+            envelope = decode_envelope(state)
+            header = envelope.header()
+            events.append((header, build_event(header, mapper.open_data(envelope))))
+    finally:
+        reader.close()
     _check_recorded([event for _, event in events], ref)
     rows = [
         {

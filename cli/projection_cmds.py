@@ -159,10 +159,14 @@ def _audit(ctx: Context, column: str, value: str, fmt: str | None) -> None:
 def _log_states(ctx: Context, read: ReadStore, leaves: list[int]) -> dict[int, bytes | None]:
     """The stored events at these leaves, in one read, without opening the ledger
     application (eventsourcing, the mapper and every event model: ~100 ms of start-up)."""
-    from ledger.store.leaves import leaf_states
+    from ledger.store.reads import LogReader
 
     pg = read.connect() if ctx.store_url.backend == "postgresql" else None
-    return leaf_states(ctx.store_url, leaves, pg)
+    reader = LogReader(ctx.store_url, pg)
+    try:
+        return reader.leaf_states(leaves)
+    finally:
+        reader.close()
 
 
 def _actor_keys(

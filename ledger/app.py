@@ -6,7 +6,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
@@ -20,10 +19,11 @@ from eventsourcing.persistence import (
     PersistenceError,
 )
 
-from ledger.errors import Conflict, NotFound, StorageUnavailable
+from ledger.errors import Conflict, StorageUnavailable
 from ledger.mapper import EnvelopeMapper
 from ledger.store import StoreURL
 from ledger.store.base import LedgerTables
+from ledger.store.reads import require_ledger_database
 
 
 class LedgerApp(Application[UUID]):
@@ -64,22 +64,6 @@ def open_app(store_url: StoreURL, *, create: bool = False) -> LedgerApp:
             raise
     app.envelope_mapper.origin = origin
     return app
-
-
-def require_ledger_database(store_url: StoreURL) -> None:
-    """An SQLite ledger's file must exist (PostgreSQL is checked on connecting)."""
-    path = store_url.sqlite_path
-    if path is not None and not _is_sqlite_file(path):
-        raise NotFound(f"no ledger database at {path} (run 'calm-ledger init' first)")
-
-
-def _is_sqlite_file(path: Path) -> bool:
-    """Only an existing SQLite file: never let SQLite turn some other file into a database."""
-    try:
-        with path.open("rb") as f:
-            return f.read(16) == b"SQLite format 3\x00"
-    except OSError:
-        return False
 
 
 @contextmanager

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from ledger.store.base import LEVEL_BITS
-from ledger.store.leaves import EVENTS_TABLE, leaf_states
+from ledger.store.reads import EVENTS_TABLE, LogReader
 from tests.conftest import PASSPHRASE, Ledger
 from tests.history import add_incidents, setup_ward
 from tests.raw_tables import RawTables
@@ -106,7 +106,9 @@ def test_leaf_states_are_the_bytes_the_application_reads(ward: Ledger) -> None:
             )
         try:
             wanted = [0, 5, len(stored) - 1, len(stored), len(stored) + 7]
-            found = leaf_states(ward.store_url, wanted, connection)
+            reader = LogReader(ward.store_url, connection)
+            found = reader.leaf_states(wanted)
+            reader.close()
         finally:
             if connection is not None:
                 connection.close()
