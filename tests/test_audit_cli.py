@@ -84,11 +84,14 @@ def test_audit_shows_a_changed_event_as_invalid_and_a_deleted_one_as_missing(
     ]
 
 
-def test_audit_person_reads_without_the_ledger_application(ward: Ledger) -> None:
-    audit(ward, "person", "P-0")  # catch the read tables up first
-    heavy = ("eventsourcing", "pydantic", "ledger.app", "ledger.actors")
-    args = ["--dir", str(ward.directory), "audit", "person", "P-0", "--format", "json"]
-    assert modules_loaded_by_cli(args, heavy) == []
+def test_audit_and_show_read_without_the_ledger_application(ward: Ledger) -> None:
+    listed = run_cli(["--dir", str(ward.directory), "incidents", "list", "--format", "json"], ENV)
+    first = json.loads(listed.stdout)[0]["incident"]  # and the read tables are caught up
+    base = ["--dir", str(ward.directory)]
+    heavy = ("eventsourcing.application", "ledger.app", "ledger.actors", "ledger.recording")
+    audit_args = [*base, "audit", "person", "P-0", "--format", "json"]
+    assert modules_loaded_by_cli(audit_args, (*heavy, "pydantic", "eventsourcing")) == []
+    assert modules_loaded_by_cli([*base, "incidents", "show", first], heavy) == []
 
 
 def test_leaf_states_are_the_bytes_the_application_reads(ward: Ledger) -> None:
