@@ -21,7 +21,7 @@ from ledger import note
 from ledger.bundle import BundleVerification, Disclosure, verify_bundle
 from ledger.canonical import format_datetime
 from ledger.errors import LedgerError, ValidationError, VerificationError
-from projections.bundles import BundleState, bundle_metrics, check_bundle_metrics
+from projections.bundles import BundleState, MetricsFold, check_bundle_metrics
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -72,7 +72,7 @@ def export(
         created_at=format_datetime(datetime.now(UTC)),
         sign=ctx.unlock("log").sign,
     )
-    folded = BundleState(for_metrics=True)
+    folded = MetricsFold()  # the fold check 12 makes, so the stated figures are its own
     config = ctx.config
     manifest = export_bundle(
         ctx.app,
@@ -80,7 +80,7 @@ def export(
         config.log_public_key,
         request,
         on_entry=folded.add_entry,
-        metrics=lambda: bundle_metrics(folded.state),
+        metrics=folded.metrics,
     )
     status(
         f"exported leaves {manifest.first}..{manifest.size - 1} to {out}"
