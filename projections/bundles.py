@@ -199,20 +199,27 @@ def _month_end(day: date) -> date:
     return date.fromordinal(following.toordinal() - 1)
 
 
-def check_bundle_metrics(path: Path, result: BundleVerification) -> None:
-    """Step 12: recompute the metrics from the verified entries; compare with metrics.json."""
+def check_bundle_metrics(
+    path: Path, result: BundleVerification, fold: MetricsFold | None = None
+) -> None:
+    """Step 12: recompute the metrics from the verified entries; compare with metrics.json.
+    `fold`: the entries already folded as they were verified (`verify_bundle`'s `on_event`),
+    else they are read again from the bundle."""
     report = result.report
     reader = BundleReader(path)
     try:
+        if result.manifest is not None and reader.manifest_bytes != result.manifest.encode():
+            raise VerificationError("manifest.json changed since it was verified")
         stated = reader.metrics()
     except VerificationError as e:
         report.fail("metrics", "metrics.json", str(e))
         return
     finally:
         reader.close()
-    fold = MetricsFold()
-    for header, data in result.events:
-        fold.add(header, data)
+    if fold is None:
+        fold = MetricsFold()
+        for header, data in result.events:
+            fold.add(header, data)
     for problem in fold.problems:
         report.fail("metrics", "entries.jsonl", f"an event does not fit its schema: {problem}")
     recomputed = json.loads(json.dumps(fold.metrics(), default=str))

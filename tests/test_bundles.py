@@ -469,6 +469,36 @@ def test_verified_events_are_read_again_only_as_verified(large: Ledger, tmp_path
         list(result.events)
 
 
+def test_the_cli_folds_the_metrics_as_it_verifies(history: Ledger, tmp_path: Path) -> None:
+    """verify-bundle folds check 12's metrics from the entries as they are checked (one
+    read), as the second read would: a bundle replaced after its entries were checked does
+    not change what was folded; a manifest replaced after verification fails check 12."""
+    from ledger.bundle import verify_bundle
+    from projections.bundles import MetricsFold, check_bundle_metrics
+
+    bundle = export(history, tmp_path / "q.bundle")
+    key = note.parse_verifier_key(vkey(history))
+    fold = MetricsFold()
+    result = verify_bundle(bundle, trusted_key=key, on_event=fold.add)
+    again = verify_bundle(bundle, trusted_key=key)
+    check_bundle_metrics(bundle, again)
+    assert again.report.verified and len(fold.incidents) == 12
+    items = entries(bundle)
+    items[-1]["data"] = flip_b64(str(items[-1]["data"]), 3)
+    rewrite(bundle, tmp_path / "changed", entries_jsonl=encode(items)).replace(bundle)
+    check_bundle_metrics(bundle, result, fold)
+    assert result.report.verified and result.report.passed == again.report.passed
+    manifest = json.loads(zipfile.ZipFile(bundle).read("manifest.json"))
+    manifest["recipient"] = "someone else"
+    from ledger.canonical import canonical_bytes
+
+    rewrite(bundle, tmp_path / "m", manifest_json=canonical_bytes(manifest)).replace(bundle)
+    check_bundle_metrics(bundle, result, fold)
+    assert [(f.check, f.message) for f in result.report.failures] == [
+        ("metrics", "manifest.json changed since it was verified")
+    ]
+
+
 def test_packed_strings_number_each_string_once() -> None:
     """`PackedStrings` (the metrics fold's refs, stream ids and names) numbers strings in
     the order first added, finds them again past its table's growth, and keeps apart
