@@ -157,10 +157,10 @@ class PackedStrings:
 
     def _slot(self, key: bytes) -> int:
         """The slot holding `key`, or the free one where it would go."""
-        slots = self._slots
+        slots, blob, ends = self._slots, self._blob, self._ends
         mask = len(slots) - 1
         slot = hash(key) & mask  # keyed per process: an input cannot aim at one run
-        while (i := slots[slot]) != _FREE and self._bytes(i) != key:
+        while (i := slots[slot]) != _FREE and blob[ends[i - 1] if i else 0 : ends[i]] != key:
             slot = (slot + 1) & mask
         return slot
 

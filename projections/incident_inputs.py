@@ -44,7 +44,9 @@ class IncidentInputs:
         self._refs = PackedStrings()  # incident k's ref is _refs[k]
         self._streams = PackedStrings()
         self._incident_of_stream = array("q")  # stream s → incident k
-        self._names = PackedStrings()  # services and people: few, each named many times
+        # Services and people: few, each named by many incidents.
+        self._names: dict[str, int] = {}
+        self._named: list[str] = []  # name n
         self._service = array("q")
         self._person = array("q")
         self._start = array("q")  # µs since the epoch
@@ -79,8 +81,8 @@ class IncidentInputs:
             self._incident_of_stream.append(k)
         else:
             self._incident_of_stream[s] = k
-        self._service[k] = self._names.add(view.service_id)
-        self._person[k] = self._names.add(view.person_id)
+        self._service[k] = self._number(view.service_id)
+        self._person[k] = self._number(view.person_id)
         self.correct(k, view)
 
     def find(self, stream: str) -> int | None:
@@ -94,9 +96,15 @@ class IncidentInputs:
         return replace(
             like,
             ref=self._refs[k],
-            service_id=self._names[self._service[k]],
-            person_id=self._names[self._person[k]],
+            service_id=self._named[self._service[k]],
+            person_id=self._named[self._person[k]],
         )
+
+    def _number(self, name: str) -> int:
+        n = self._names.setdefault(name, len(self._named))
+        if n == len(self._named):
+            self._named.append(name)
+        return n
 
     def correct(self, k: int, view: IncidentView) -> None:
         """Incident k's facts and coverage are now those of `view` (its debriefs stay)."""
@@ -124,7 +132,7 @@ class IncidentInputs:
         return _day(min(self._start)), _day(max(self._start))
 
     def services(self) -> list[str]:
-        return sorted({self._names[s] for s in set(self._service)})
+        return sorted({self._named[s] for s in set(self._service)})
 
     def monthly_tallies(
         self, limits_us: Sequence[int]
@@ -132,7 +140,7 @@ class IncidentInputs:
         """Per service, and for all (None), one tally a month, dated its first day, added
         up from the incidents in (start, ref) order, exactly as `Tally.add` adds views."""
         tallies: dict[tuple[str | None, date], Tally] = {}
-        names = [self._names[i] for i in range(len(self._names))]
+        names = self._named
         floats: dict[float, float] = {}  # one object per distinct value (never -0.0 here)
         for k in self._in_order():
             start, end = self._start[k], self._end[k]
