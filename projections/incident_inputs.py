@@ -7,15 +7,15 @@ fold used to keep a whole `IncidentView` per incident for them (~1.4 KB: most of
 verify-bundle's memory for a log of incidents); here they are one fixed-size record in flat
 arrays, ~190 bytes with the ref, the stream id and their tables (tracemalloc, 10^5
 incidents), rewritten in place when a later event corrects the incident or adds a debrief.
-The records are added up into the same `Tally`s, in the same (start, ref) order, as
-`compute_metrics` adds up views.
+The records are added up into the same `Tally`s as `compute_metrics` adds up views (the
+one sum that depends on their order in the same order).
 """
 
 from __future__ import annotations
 
 from array import array
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -47,14 +47,14 @@ class IncidentInputs:
         # Services and people: few, each named by many incidents.
         self._names: dict[str, int] = {}
         self._named: list[str] = []  # name n
-        self._service = array("q")
-        self._person = array("q")
+        self._service = array("i")  # name numbers
+        self._person = array("i")
         self._start = array("q")  # µs since the epoch
         self._end = array("q")
         self._minutes = array("d")
         self._prone_minutes = array("d")
-        self._interventions = array("q")
-        self._injuries = array("q")
+        self._interventions = array("i")  # how many
+        self._injuries = array("i")
         self._flags = bytearray()
         self._debriefs = array("q")  # _TIMED a record: each kind's first held, µs, or _NOT_HELD
 
@@ -137,14 +137,21 @@ class IncidentInputs:
     def monthly_tallies(
         self, limits_us: Sequence[int]
     ) -> dict[str | None, list[tuple[date, Tally]]]:
-        """Per service, and for all (None), one tally a month, dated its first day, added
-        up from the incidents in (start, ref) order, exactly as `Tally.add` adds views."""
+        """Per service, and for all (None), one tally a month, dated its first day: what
+        `Tally.add` makes of the views, without sorting every incident.
+
+        Of a tally, only the sum of `prone_minutes` depends on the order the incidents are
+        added in (`compute_metrics` adds them in (start, ref) order), and only through its
+        non-zero terms: adding 0 or 0.0 to a sum leaves it as it is (no term is -0.0: a
+        duration divided is +0.0 at least), and a 0.0 anywhere makes it a float. So zeros
+        are added as met, and the non-zero prone minutes afterwards, in (start, ref) order."""
         tallies: dict[tuple[str | None, date], Tally] = {}
+        prone: dict[tuple[str | None, date], list[int]] = defaultdict(list)
         names = self._named
-        floats: dict[float, float] = {}  # one object per distinct value (never -0.0 here)
-        for k in self._in_order():
-            start, end = self._start[k], self._end[k]
-            month = _day(start).replace(day=1)
+        floats: dict[float, float] = {}  # one object per distinct value (none is -0.0)
+        for k in range(len(self._start)):
+            end = self._end[k]
+            month = _day(self._start[k]).replace(day=1)
             service, person = names[self._service[k]], names[self._person[k]]
             flags = self._flags[k]
             minutes = self._minutes[k]
@@ -164,28 +171,20 @@ class IncidentInputs:
                 tally.planned += bool(flags & _PLANNED)
                 tally.injuries += self._injuries[k]
                 tally.prone += bool(flags & _PRONE)
-                tally.prone_minutes.append(prone_minutes)
+                if prone_minutes:
+                    prone[key].append(k)
+                else:
+                    tally.prone_minutes.append(prone_minutes)
                 for n, limit in enumerate(limits_us):
                     if held[n] != _NOT_HELD and held[n] - end <= limit:
                         tally.on_time[n] += 1
+        for tallied, ks in prone.items():
+            ks.sort(key=lambda k: (self._start[k], self._refs[k]))  # as State.incidents_of
+            tallies[tallied].prone_minutes += [self._prone_minutes[k] for k in ks]
         by_service: dict[str | None, list[tuple[date, Tally]]] = defaultdict(list)
         for (service_key, month), tally in tallies.items():
             by_service[service_key].append((month, tally))
         return by_service
-
-    def _in_order(self) -> Iterator[int]:
-        """Incident numbers in (start, ref) order, as `State.incidents_of` sorts views."""
-        start = self._start
-        order = sorted(range(len(start)), key=start.__getitem__)
-        i = 0
-        while i < len(order):
-            j = i + 1
-            while j < len(order) and start[order[j]] == start[order[i]]:
-                j += 1
-            if j - i > 1:  # the same start: by ref (rare, so refs are decoded only here)
-                order[i:j] = sorted(order[i:j], key=self._refs.__getitem__)
-            yield from order[i:j]
-            i = j
 
 
 def _day(us: int) -> date:

@@ -499,6 +499,43 @@ def test_the_cli_folds_the_metrics_as_it_verifies(history: Ledger, tmp_path: Pat
     ]
 
 
+def test_prone_minutes_add_up_in_start_order_whatever_order_incidents_came_in(
+    history: Ledger, bundle: Path
+) -> None:
+    """The one order-dependent figure, the float sum of prone minutes, is added in (start,
+    ref) order as `compute_metrics` does, though incidents are recorded in another order:
+    0.3 + 0.2 + 0.1 is not 0.1 + 0.2 + 0.3 in floats."""
+    from dataclasses import replace
+
+    from projections.incident_inputs import IncidentInputs
+    from projections.metrics import DEFAULT_WINDOWS, compute_metrics, metrics_from_tallies
+    from projections.model import State
+
+    whole, _ = folds(bundle)
+    like = replace(next(i for i in whole.state.incidents.values() if i.prone), debriefs=())
+    day = like.start.replace(day=10, hour=8, minute=0, second=0, microsecond=0)
+    state, inputs = State(occupancy=dict(whole.state.occupancy)), IncidentInputs()
+    for n, seconds in [(3, 18), (2, 12), (1, 6)]:  # 0.3, 0.2 and 0.1 min, latest first
+        start = day + timedelta(hours=n)
+        end = start + timedelta(seconds=seconds)
+        prone = replace(like.interventions[0], start=start, end=end)
+        view = replace(
+            like, ref=f"R-{n}", stream=f"s-{n}", start=start, end=end, interventions=(prone,)
+        )
+        state.incidents[view.ref] = view
+        inputs.record(view)
+    first, last = day.date().replace(day=1), day.date().replace(day=28)
+    expected = compute_metrics(state, service_id=None, start=first, end=last)
+    got = metrics_from_tallies(
+        inputs.monthly_tallies(DEFAULT_WINDOWS.limits_us())[None],
+        state.occupancy.values(),
+        service_id=None,
+        start=first,
+        end=last,
+    )
+    assert got == expected and got[0].prone_minutes == 0.1 + 0.2 + 0.3 != 0.3 + 0.2 + 0.1
+
+
 def test_packed_strings_number_each_string_once() -> None:
     """`PackedStrings` (the metrics fold's refs, stream ids and names) numbers strings in
     the order first added, finds them again past its table's growth, and keeps apart
