@@ -119,7 +119,7 @@ def _metrics_document(
 class MetricsFold:
     """What check 12 and the exporter fold a bundle's entries into for its metrics: the
     services and occupancy as the fold makes them (a few views), and each incident as its
-    packed metric inputs (`IncidentInputs`, ~190 bytes) instead of a whole view (~1.4 KB),
+    packed metric inputs (`IncidentInputs`, ~180 bytes) instead of a whole view (~1.4 KB),
     so a bundle of 10^6 incidents fits in memory. Each incident event still goes through the
     fold's own handler (on a stand-in of the incident), so the figures are `bundle_metrics`'
     over the whole fold (tests/test_bundles.py compares them)."""

@@ -5,7 +5,7 @@ start, end and minutes, how many interventions and injuries it has, whether it i
 and prone, its prone minutes, and when each timed debrief was first held. A bundle's metrics
 fold used to keep a whole `IncidentView` per incident for them (~1.4 KB: most of
 verify-bundle's memory for a log of incidents); here they are one fixed-size record in flat
-arrays, ~190 bytes with the ref, the stream id and their tables (tracemalloc, 10^5
+arrays, ~180 bytes with the ref, the stream id and their tables (tracemalloc, 10^5
 incidents), rewritten in place when a later event corrects the incident or adds a debrief.
 The records are added up into the same `Tally`s as `compute_metrics` adds up views (the
 one sum that depends on their order in the same order).
