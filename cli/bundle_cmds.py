@@ -21,7 +21,7 @@ from ledger import note
 from ledger.bundle import BundleVerification, Disclosure, verify_bundle
 from ledger.canonical import format_datetime
 from ledger.errors import LedgerError, ValidationError, VerificationError
-from projections.bundles import BundleState, bundle_metrics, check_bundle_metrics
+from projections.bundles import BundleState, MetricsFold, check_bundle_metrics
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -72,7 +72,7 @@ def export(
         created_at=format_datetime(datetime.now(UTC)),
         sign=ctx.unlock("log").sign,
     )
-    folded = BundleState(for_metrics=True)
+    folded = MetricsFold()  # the fold check 12 makes, so the stated figures are its own
     config = ctx.config
     manifest = export_bundle(
         ctx.app,
@@ -80,7 +80,7 @@ def export(
         config.log_public_key,
         request,
         on_entry=folded.add_entry,
-        metrics=lambda: bundle_metrics(folded.state),
+        metrics=folded.metrics,
     )
     status(
         f"exported leaves {manifest.first}..{manifest.size - 1} to {out}"
@@ -109,14 +109,16 @@ def _verify(
     witnesses = [note.parse_verifier_key(k) for k in witness_keys]
     if quorum > len(witnesses):
         raise ValidationError(f"a quorum of {quorum} needs at least {quorum} --witness-key")
+    fold = MetricsFold()  # check 12 folds the entries as they are checked: one read
     result = verify_bundle(
         file,
         trusted_key=trusted,
         previous_checkpoint=read_text_file(previous) if previous else None,
         witness_keys=witnesses,
         witness_quorum=quorum,
+        on_event=fold.add,
     )
-    check_bundle_metrics(file, result)
+    check_bundle_metrics(file, result, fold)
     return result
 
 

@@ -31,7 +31,7 @@ import lzma
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import islice
@@ -89,6 +89,7 @@ BUNDLE_CHECKS = (
     "metrics",
 )
 _Line = tuple[bytes, "Entry"]  # a line of entries.jsonl and the entry it holds
+OnEvent = Callable[[Header, "bytes | None"], None]  # a verified event and its data if shown
 ENTRY_BATCH = 1024  # entries read ahead: one parallel signature check each, memory flat
 # EventChecker's check names → the bundle checklist's.
 _RENAME = {"envelopes parse": "parse", "origin": "parse"}
@@ -683,14 +684,20 @@ def verify_bundle(
     previous_checkpoint: str | None = None,
     witness_keys: Sequence[note.NoteVerifierKey] = (),
     witness_quorum: int = 0,
+    on_event: OnEvent | None = None,
 ) -> BundleVerification:
     """The numbered checklist of DESIGN §9 over one bundle; metrics are checked by the caller
-    (they are a projection). Raises Malformed for an unreadable bundle."""
+    (they are a projection). Raises Malformed for an unreadable bundle.
+
+    `on_event` is given each event `BundleVerification.events` will hold, as it is checked:
+    the metrics fold in the same pass, rather than reading every entry again after."""
     report = _Renaming(checks=BUNDLE_CHECKS)
     result = BundleVerification(report, events=VerifiedEvents(path))
     reader = BundleReader(path)
     try:
-        _verify(reader, result, trusted_key, previous_checkpoint, witness_keys, witness_quorum)
+        _verify(
+            reader, result, trusted_key, previous_checkpoint, witness_keys, witness_quorum, on_event
+        )
     finally:
         reader.close()
     return result
@@ -703,6 +710,7 @@ def _verify(
     previous: str | None,
     witnesses: Sequence[note.NoteVerifierKey],
     quorum: int,
+    on_event: OnEvent | None,
 ) -> None:
     r = result.report
     m = result.manifest = reader.manifest
@@ -741,7 +749,7 @@ def _verify(
     # 5-11. every entry, in order; the root recomputed from the left border and the leaves
     checker = BundleChecker(r, log_public_key=trusted.public_key, manifest=m)
     context = _check_context(r, reader, checker, cp)
-    _check_entries(r, reader, checker, cp, m, left, result, context)
+    _check_entries(r, reader, checker, cp, m, left, result, context, on_event)
     if m.first == m.size:
         r.notes["completeness"] = "the bundle's range is empty: nothing to verify"
         r.fail("completeness", "manifest.json", "empty range: this bundle proves nothing")
@@ -865,6 +873,7 @@ def _check_entries(
     left: tuple[merkle.Hash, ...],
     result: BundleVerification,
     context: int,
+    on_event: OnEvent | None,
 ) -> None:
     if len(left) != m.first.bit_count():
         r.fail("inclusion", "left-border.txt", f"not the border of a tree of size {m.first}")
@@ -881,7 +890,10 @@ def _check_entries(
             for (line, entry), header in zip(batch[part], headers[part], strict=True):
                 if not _in_order(r, entry, seen.expected):
                     return
-                events.add(line, checker.feed_entry(f"leaf {entry.leaf}", entry, header))
+                fed = checker.feed_entry(f"leaf {entry.leaf}", entry, header)
+                events.add(line, fed)
+                if fed is not None and on_event is not None:
+                    on_event(*fed)
                 seen.add(entry)
     expected, border, counts = seen.expected, seen.border, seen.counts
     if expected != m.size:

@@ -6,6 +6,9 @@ the log, and with one stream per event, as large as it. Kept as a dict of object
 ~270 bytes a stream; here a stream costs 56 bytes (its id's 16 UUID bytes, an 8-byte
 version, the full 32-byte digest) plus 8 to 16 bytes of hash table, the digest kept whole so
 the check is exactly the one it was.
+
+`PackedStrings` numbers strings the same way (the bundle metrics fold's incident refs and
+stream ids, `projections.incident_inputs`).
 """
 
 from __future__ import annotations
@@ -108,3 +111,65 @@ def _free_slots(size: int) -> array[int]:
     slots = array("i")
     slots.frombytes(b"\xff" * (slots.itemsize * size))  # every slot _FREE (-1)
     return slots
+
+
+class PackedStrings:
+    """Strings numbered 0, 1, 2, … in the order first added, packed into one byte string
+    (their UTF-8) with an array of ends, found through an open-addressing table like
+    `StreamHeads`': ~1.2 times their length plus 16 to 24 bytes each, against ~100 for a
+    dict of str objects. Lone surrogates are kept ("surrogatepass"), so the packing is
+    one-to-one on every str."""
+
+    __slots__ = ("_blob", "_ends", "_slots")
+
+    def __init__(self) -> None:
+        self._blob = bytearray()
+        self._ends = array("q")  # string i is _blob[_ends[i - 1] : _ends[i]]
+        self._slots = _free_slots(_FIRST_SLOTS)
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, i: int) -> str:
+        return self._bytes(i).decode("utf-8", "surrogatepass")
+
+    def find(self, text: str) -> int | None:
+        """The number of `text`, if added."""
+        slot = self._slot(text.encode("utf-8", "surrogatepass"))
+        return None if self._slots[slot] == _FREE else self._slots[slot]
+
+    def add(self, text: str) -> int:
+        """The number of `text`, added if new."""
+        key = text.encode("utf-8", "surrogatepass")
+        slot = self._slot(key)
+        if self._slots[slot] != _FREE:
+            return self._slots[slot]
+        i = len(self._ends)
+        self._slots[slot] = i
+        self._blob += key
+        self._ends.append(len(self._blob))
+        if 2 * len(self._ends) > len(self._slots):
+            self._grow()
+        return i
+
+    def _bytes(self, i: int) -> bytes:
+        return bytes(self._blob[self._ends[i - 1] if i else 0 : self._ends[i]])
+
+    def _slot(self, key: bytes) -> int:
+        """The slot holding `key`, or the free one where it would go."""
+        slots, blob, ends = self._slots, self._blob, self._ends
+        mask = len(slots) - 1
+        slot = hash(key) & mask  # keyed per process: an input cannot aim at one run
+        while (i := slots[slot]) != _FREE and blob[ends[i - 1] if i else 0 : ends[i]] != key:
+            slot = (slot + 1) & mask
+        return slot
+
+    def _grow(self) -> None:
+        slots = _free_slots(2 * len(self._slots))
+        mask = len(slots) - 1
+        for i in range(len(self._ends)):
+            slot = hash(self._bytes(i)) & mask
+            while slots[slot] != _FREE:
+                slot = (slot + 1) & mask
+            slots[slot] = i
+        self._slots = slots

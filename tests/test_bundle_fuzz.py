@@ -55,7 +55,7 @@ from ledger.canonical import canonical_bytes
 from ledger.envelope import decode_envelope
 from ledger.errors import LedgerError, ValidationError
 from ledger.setup import init_ledger
-from projections.bundles import check_bundle_metrics
+from projections.bundles import MetricsFold, check_bundle_metrics
 from tests.conftest import FAST_KDF, ORIGIN, PASSPHRASE, Ledger
 from tests.history import add_incidents, setup_ward
 from tests.support import run_cli
@@ -150,13 +150,16 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
 
 
 def verify(bundle: Bundle, path: Path, *, with_previous: bool) -> BundleVerification:
-    """What verify-bundle runs: the checklist, then the metrics."""
+    """What verify-bundle runs: the checklist, folding the metrics as it goes, then the
+    metrics check."""
+    fold = MetricsFold()
     result = verify_bundle(
         path,
         trusted_key=bundle.trusted,
         previous_checkpoint=bundle.previous if with_previous else None,
+        on_event=fold.add,
     )
-    check_bundle_metrics(path, result)
+    check_bundle_metrics(path, result, fold)
     return result
 
 

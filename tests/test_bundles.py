@@ -10,6 +10,7 @@ import sys
 import zipfile
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -468,6 +469,98 @@ def test_verified_events_are_read_again_only_as_verified(large: Ledger, tmp_path
         list(result.events)
 
 
+def test_the_cli_folds_the_metrics_as_it_verifies(history: Ledger, tmp_path: Path) -> None:
+    """verify-bundle folds check 12's metrics from the entries as they are checked (one
+    read), as the second read would: a bundle replaced after its entries were checked does
+    not change what was folded; a manifest replaced after verification fails check 12."""
+    from ledger.bundle import verify_bundle
+    from projections.bundles import MetricsFold, check_bundle_metrics
+
+    bundle = export(history, tmp_path / "q.bundle")
+    key = note.parse_verifier_key(vkey(history))
+    fold = MetricsFold()
+    result = verify_bundle(bundle, trusted_key=key, on_event=fold.add)
+    again = verify_bundle(bundle, trusted_key=key)
+    check_bundle_metrics(bundle, again)
+    assert again.report.verified and len(fold.incidents) == 12
+    items = entries(bundle)
+    items[-1]["data"] = flip_b64(str(items[-1]["data"]), 3)
+    rewrite(bundle, tmp_path / "changed", entries_jsonl=encode(items)).replace(bundle)
+    check_bundle_metrics(bundle, result, fold)
+    assert result.report.verified and result.report.passed == again.report.passed
+    manifest = json.loads(zipfile.ZipFile(bundle).read("manifest.json"))
+    manifest["recipient"] = "someone else"
+    from ledger.canonical import canonical_bytes
+
+    rewrite(bundle, tmp_path / "m", manifest_json=canonical_bytes(manifest)).replace(bundle)
+    check_bundle_metrics(bundle, result, fold)
+    assert [(f.check, f.message) for f in result.report.failures] == [
+        ("metrics", "manifest.json changed since it was verified")
+    ]
+
+
+def test_prone_minutes_add_up_in_start_order_whatever_order_incidents_came_in(
+    history: Ledger, bundle: Path
+) -> None:
+    """The one order-dependent figure, the float sum of prone minutes, is added in (start,
+    ref) order as `compute_metrics` does, though incidents are recorded in another order:
+    0.3 + 0.2 + 0.1 is not 0.1 + 0.2 + 0.3 in floats."""
+    from dataclasses import replace
+
+    from projections.incident_inputs import IncidentInputs
+    from projections.metrics import DEFAULT_WINDOWS, compute_metrics, metrics_from_tallies
+    from projections.model import State
+
+    whole, _ = folds(bundle)
+    like = replace(next(i for i in whole.state.incidents.values() if i.prone), debriefs=())
+    day = like.start.replace(day=10, hour=8, minute=0, second=0, microsecond=0)
+    state, inputs = State(occupancy=dict(whole.state.occupancy)), IncidentInputs()
+    for n, seconds in [(3, 18), (2, 12), (1, 6)]:  # 0.3, 0.2 and 0.1 min, latest first
+        start = day + timedelta(hours=n)
+        end = start + timedelta(seconds=seconds)
+        prone = replace(like.interventions[0], start=start, end=end)
+        view = replace(
+            like, ref=f"R-{n}", stream=f"s-{n}", start=start, end=end, interventions=(prone,)
+        )
+        state.incidents[view.ref] = view
+        inputs.record(view)
+    first, last = day.date().replace(day=1), day.date().replace(day=28)
+    expected = compute_metrics(state, service_id=None, start=first, end=last)
+    got = metrics_from_tallies(
+        inputs.monthly_tallies(DEFAULT_WINDOWS.limits_us())[None],
+        state.occupancy.values(),
+        service_id=None,
+        start=first,
+        end=last,
+    )
+    assert got == expected and got[0].prone_minutes == 0.1 + 0.2 + 0.3 != 0.3 + 0.2 + 0.1
+
+
+def test_packed_strings_number_each_string_once() -> None:
+    """`PackedStrings` (the metrics fold's refs, stream ids and names) numbers strings in
+    the order first added, finds them again past its table's growth, and keeps apart
+    strings whose UTF-8 or hash might meet (a lone surrogate, a prefix, the empty one)."""
+    from ledger.stream_state import PackedStrings
+
+    texts = [
+        "",
+        "a",
+        "ab",
+        "\ud800",
+        "\udc00",
+        "é",
+        "e\u0301",
+        *(f"INC-{n:X}" for n in range(5000)),
+    ]
+    packed = PackedStrings()
+    assert [packed.add(t) for t in texts] == list(range(len(texts)))
+    assert [packed.add(t) for t in reversed(texts)] == list(reversed(range(len(texts))))
+    assert len(packed) == len(texts)
+    assert [packed[i] for i in range(len(texts))] == texts
+    assert [packed.find(t) for t in texts] == list(range(len(texts)))
+    assert packed.find("INC-FFFFF") is None and packed.find("b") is None
+
+
 def test_stream_heads_keep_each_streams_last_version_and_digest() -> None:
     """Packed stream heads: one head per distinct id string, through table growth; ids
     that are not canonical UUIDs (upper case, other strings) stay apart from packed ones."""
@@ -542,25 +635,123 @@ def test_bundle_chain_check_fails_as_the_ledgers_does(first: int) -> None:
     assert bundle.passed["stream chains"] == len(headers) - len(expected)
 
 
-def test_a_fold_of_the_metrics_inputs_alone_gives_the_whole_folds_metrics(
-    history: Ledger, bundle: Path
-) -> None:
-    """The exporter and check 12 fold only incidents, services and occupancy into state
-    (`feeds_metrics`): that must change no figure."""
+def folds(bundle: Path, skip: str = "") -> tuple[Any, Any]:
+    """The whole fold of a bundle's entries and the metrics fold (check 12's and the
+    exporter's), leaving out entries of type `skip`."""
     from ledger.bundle import BundleReader
-    from projections.bundles import BundleState, bundle_metrics, feeds_metrics
+    from ledger.envelope import parse_header
+    from projections.bundles import BundleState, MetricsFold
 
-    whole, lean = BundleState(), BundleState(for_metrics=True)
+    whole, lean = BundleState(), MetricsFold()
     reader = BundleReader(bundle)
     try:
         for entry in reader.entries():
-            whole.add_entry(entry)
-            lean.add_entry(entry)
+            if parse_header(entry.header).type != skip:
+                whole.add_entry(entry)
+                lean.add_entry(entry)
     finally:
         reader.close()
     assert whole.problems == lean.problems == []
-    assert lean.state.people == {} and whole.state.people  # people were left out, not lost
+    return whole, lean
+
+
+def test_the_metrics_fold_gives_the_whole_folds_metrics(history: Ledger, bundle: Path) -> None:
+    """The exporter and check 12 keep services and occupancy, and each incident's packed
+    metric inputs (`MetricsFold`): the figures must be those of the whole fold, to the byte,
+    and those the exporter stated."""
+    from projections.bundles import BundleState, bundle_metrics, feeds_metrics
+    from projections.disclosure import DisclosureProfile
+
+    whole, lean = folds(bundle)
+    assert whole.state.people and whole.state.incidents  # the history has both
     assert feeds_metrics("incident.corrected") and not feeds_metrics("person.registered")
-    figures = bundle_metrics(lean.state)
+    figures = lean.metrics()
     assert figures is not None and figures == bundle_metrics(whole.state)
-    assert lean.state.size == whole.state.size
+    stated = zipfile.ZipFile(bundle).read("metrics.json")
+    assert (
+        json.dumps(figures, default=str).encode()
+        == json.dumps(bundle_metrics(whole.state), default=str).encode()
+    )
+    assert json.loads(stated) == json.loads(json.dumps(figures, default=str))
+    # Unprotected too: no count hidden by rounding or suppression.
+    raw = DisclosureProfile(suppress_below=0, round_to=1, min_denominator=0, suppress_zero=False)
+    assert lean.metrics(raw) == bundle_metrics(whole.state, raw)
+    kept = BundleState(for_metrics=True)  # the fold of the metrics' event types alone
+    for header, data in ((h, d) for h, d in _headers_and_data(bundle) if feeds_metrics(h.type)):
+        kept.add(header, data)
+    assert bundle_metrics(kept.state) == figures
+
+
+def _headers_and_data(bundle: Path) -> list[tuple[Any, bytes | None]]:
+    from ledger.bundle import BundleReader
+    from ledger.envelope import parse_header
+
+    reader = BundleReader(bundle)
+    try:
+        return [(parse_header(e.header), e.data) for e in reader.entries()]
+    finally:
+        reader.close()
+
+
+def test_a_correction_after_other_incidents_counts_in_the_metrics(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """An incident corrected after others were recorded counts with its corrected facts
+    (type, position, length), and its debrief against its corrected end, in check 12 and in
+    the exporter's figures alike."""
+    from domain.incidents import Intervention, StaffInvolved
+    from domain.vocabulary import DebriefType
+    from ledger.recording import NewIncident
+    from projections.bundles import bundle_metrics
+    from projections.disclosure import DisclosureProfile
+
+    service = setup_ward(ledger)
+    start = T0 + timedelta(days=2)
+    end = start + timedelta(minutes=60)
+
+    def hold(kind: str, technique: str, position: str, until: Any) -> dict[str, Any]:
+        staff = (StaffInvolved(staff_id="S-1"),)
+        return dict(
+            type=kind, technique_id=technique, position=position, start=start, end=until,
+            staff_count=1, staff=staff,
+        )  # fmt: skip
+
+    ref = service.record_incident(
+        NewIncident(
+            service="ward-3",
+            person="P-0",
+            place="Lounge",
+            start=start,
+            end=end,
+            reason="10",
+            de_escalation=("talked",),
+            force_description="held",
+            outcome="calm",
+            interventions=(Intervention(**hold("07", "one-person-hold", "standing", end)),),
+        )
+    )
+    # Held 23.5 h after the recorded end: on time, until the end is corrected 50 min earlier.
+    service.record_debrief(ref, DebriefType.IMMEDIATE, end + timedelta(hours=23.5), "S-1")
+    add_incidents(service, 6)
+    shorter = start + timedelta(minutes=10)
+    prone = hold("01", "three-person-prone", "prone", shorter)
+    service.correct_incident(
+        ref, 1, "it was a prone hold, and shorter",
+        {"occurred_end": shorter, "interventions": [{**prone, "staff": [{"staff_id": "S-1"}]}]},
+    )  # fmt: skip
+    service.app.close()
+    bundle = export(ledger, tmp_path / "corrected.bundle")
+    code, out, err = verify(ledger, bundle)
+    assert code == 0 and "FAIL" not in out, err
+
+    raw = DisclosureProfile(suppress_below=0, round_to=1, min_denominator=0, suppress_zero=False)
+    whole, lean = folds(bundle)
+    assert lean.metrics(raw) == bundle_metrics(whole.state, raw)
+    assert lean.metrics() == bundle_metrics(whole.state)
+    uncorrected_whole, uncorrected = folds(bundle, skip="incident.corrected")
+    assert uncorrected.metrics(raw) == bundle_metrics(uncorrected_whole.state, raw)
+    month = start.strftime("%Y-%m")
+    row = next(r for r in lean.metrics(raw)["services"]["all"] if r["label"] == month)
+    before = next(r for r in uncorrected.metrics(raw)["services"]["all"] if r["label"] == month)
+    changed = {k for k in row if row[k] != before[k]}
+    assert {"prone_share", "immediate_debrief_within_24h", "median_minutes"} <= changed, changed
