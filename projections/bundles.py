@@ -145,6 +145,20 @@ class MetricsFold:
     def add_entry(self, entry: Entry) -> None:
         self.add(parse_header(entry.header), entry.data)
 
+    # The incident events whose effect on an incident's metric inputs `_incident` applies;
+    # the others change none of them (a test makes every new incident event type choose).
+    APPLIED = frozenset({"incident.recorded", "incident.corrected", "incident.debrief-held"})
+    NO_METRIC_INPUTS = frozenset(
+        {
+            "incident.observation-recorded",
+            "incident.seclusion-reviewed",
+            "incident.notification-sent",
+            "incident.notification-withheld",
+            "incident.debrief-declined",
+            "incident.signed-off",
+        }
+    )
+
     def _incident(self, event: DomainEvent, actor: str) -> None:
         # By type name, as the fold dispatches: the classes of stored events need not be
         # the very classes declared in domain.incidents.

@@ -655,6 +655,22 @@ def folds(bundle: Path, skip: str = "") -> tuple[Any, Any]:
     return whole, lean
 
 
+def test_every_incident_event_type_is_applied_or_known_to_change_no_metric_input() -> None:
+    """The metrics fold keeps packed inputs, not views: an incident event type it neither
+    applies nor knows to leave those inputs alone would silently not count. A new type must
+    be put in one of the two sets (and, if applied, handled in `MetricsFold._incident`)."""
+    from domain.incidents import Incident
+    from projections.bundles import MetricsFold
+
+    declared = {
+        member.TYPE
+        for member in vars(Incident).values()
+        if isinstance(member, type) and getattr(member, "TYPE", "")  # "": base classes
+    }
+    assert declared and MetricsFold.APPLIED.isdisjoint(MetricsFold.NO_METRIC_INPUTS)
+    assert declared == MetricsFold.APPLIED | MetricsFold.NO_METRIC_INPUTS
+
+
 def test_the_metrics_fold_gives_the_whole_folds_metrics(history: Ledger, bundle: Path) -> None:
     """The exporter and check 12 keep services and occupancy, and each incident's packed
     metric inputs (`MetricsFold`): the figures must be those of the whole fold, to the byte,
