@@ -271,9 +271,9 @@ def _export(app: LedgerApp, log_key: SigningKey, out: Path) -> None:
     from ledger.bundle import Disclosure
     from ledger.canonical import format_datetime
     from ledger.export import ExportRequest, export_bundle
-    from projections.bundles import BundleState, bundle_metrics
+    from projections.bundles import MetricsFold
 
-    folded = BundleState(for_metrics=True)
+    folded = MetricsFold()  # what verify-bundle's check 12 folds
     request = ExportRequest(
         out=out,
         scope=(),
@@ -290,21 +290,23 @@ def _export(app: LedgerApp, log_key: SigningKey, out: Path) -> None:
         log_key.public_key,
         request,
         on_entry=folded.add_entry,
-        metrics=lambda: bundle_metrics(folded.state),
+        metrics=folded.metrics,
     )
 
 
 def _verify(bundle: Path, log_public_key: bytes, witness_vkey: str) -> Any:
     from ledger.bundle import verify_bundle
-    from projections.bundles import check_bundle_metrics
+    from projections.bundles import MetricsFold, check_bundle_metrics
 
+    fold = MetricsFold()  # as verify-bundle does: the metrics folded as the entries are checked
     result = verify_bundle(
         bundle,
         trusted_key=note.NoteVerifierKey(ORIGIN, log_public_key),
         witness_keys=[note.parse_verifier_key(witness_vkey)],
         witness_quorum=1,
+        on_event=fold.add,
     )
-    check_bundle_metrics(bundle, result)
+    check_bundle_metrics(bundle, result, fold)
     return result.report
 
 
