@@ -147,7 +147,7 @@ def append_leaves(
     completed: list[tuple[int, int, Hash]] = []
     n = size
     for raw in leaf_hashes:
-        node = Hash(raw)
+        node = raw if type(raw) is Hash else Hash(raw)  # an append's leaves are Hashes already
         completed.append((0, n, node))
         level = 0
         while n >> level & 1:  # each trailing 1 bit of n closes a subtree with the border
