@@ -34,6 +34,7 @@ from ledger.envelope import (
     RandomBytes,
     build_header,
     decode_envelope,
+    encode_envelope,
     open_disclosure,
     seal,
     signing_input,
@@ -134,18 +135,15 @@ class EnvelopeMapper(Mapper[UUID]):
             subject=subject,
             data_bytes=data_bytes,
         )
-        envelope = Envelope(
-            header_bytes=header_bytes,
-            signature=signer.key.sign(signing_input(header_bytes)),
-            data_bytes=data_bytes,
-            disclosures_bytes=canonical_bytes(disclosures) if disclosures else b"",
+        state = encode_envelope(
+            header_bytes,
+            signer.key.sign(signing_input(header_bytes)),
+            data_bytes,
+            canonical_bytes(disclosures) if disclosures else b"",
         )
         self._remember(stream, version, hashlib.sha256(header_bytes).digest())
         return StoredEvent(
-            originator_id=stream,
-            originator_version=version,
-            topic=event.TYPE,
-            state=envelope.encode(),
+            originator_id=stream, originator_version=version, topic=event.TYPE, state=state
         )
 
     def _previous(self, stream: UUID, version: int) -> bytes | None:
