@@ -181,7 +181,9 @@ def tree_switched_off(tables: LedgerTables) -> Iterator[None]:
     """Price the tree: appends skip the head read and the tree's rows, but still check the
     signer and store the subjects' data keys as a real append does, so only the tree is left
     out. (PostgreSQL still reads the head, in the statement it shares with the signer check
-    and the keys: only its rows are left out.)"""
+    and the keys: only its rows are left out.) On SQLite the signer's versions are read
+    every time here: it is the remembered head, written past, that lets a real append skip
+    that read, so the tree's price is net of it."""
 
     def no_tree_rows(cursor: Any, head: Any, events: Any, ids: Any) -> None:
         """PostgreSQL's step after the read under the lock, which stored the keys."""

@@ -13,6 +13,7 @@ Verification slices the stored bytes; it never re-serialises what it checks.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import os
 import struct
@@ -89,17 +90,8 @@ class Envelope:
     disclosures_bytes: bytes
 
     def encode(self) -> bytes:
-        return b"".join(
-            (
-                MAGIC,
-                _U32.pack(len(self.header_bytes)),
-                self.header_bytes,
-                self.signature,
-                _U32.pack(len(self.data_bytes)),
-                self.data_bytes,
-                _U32.pack(len(self.disclosures_bytes)),
-                self.disclosures_bytes,
-            )
+        return encode_envelope(
+            self.header_bytes, self.signature, self.data_bytes, self.disclosures_bytes
         )
 
     def header(self) -> Header:
@@ -115,6 +107,22 @@ class Envelope:
         if not all(isinstance(v, str) for v in parsed.values()):
             raise MalformedEnvelope("disclosures must map field names to base64 strings")
         return parsed
+
+
+def encode_envelope(header: bytes, signature: bytes, data: bytes, disclosures: bytes) -> bytes:
+    """The stored bytes of an envelope's four parts (the append path builds no `Envelope`)."""
+    return b"".join(
+        (
+            MAGIC,
+            _U32.pack(len(header)),
+            header,
+            signature,
+            _U32.pack(len(data)),
+            data,
+            _U32.pack(len(disclosures)),
+            disclosures,
+        )
+    )
 
 
 def signing_input(header_bytes: bytes) -> bytes:
@@ -304,7 +312,8 @@ def seal(
 ) -> tuple[dict[str, object], dict[str, str]]:
     """Replace each non-null personal field by its salted digest; encrypt its disclosure.
 
-    Returns the data object and the encrypted disclosures.
+    Returns the data object and the encrypted disclosures. Each field takes its salt, then
+    its nonce, from `random_bytes`, fields in name order (the worked example relies on it).
     """
     data = {k: v for k, v in fields.items() if k not in personal or v is None}
     to_seal = sorted(k for k in personal if fields.get(k) is not None)
@@ -312,15 +321,21 @@ def seal(
         return data, {}
     if data_key is None:
         raise AssertionError("personal fields to seal but no data key")
-    aead = AESGCM(data_key)
+    encrypt = AESGCM(data_key).encrypt
+    # From the OS, one draw for every salt and nonce: a getrandom call costs more than the
+    # AES-GCM of a field. An injected source (the worked example) is asked piece by piece.
+    pool = os.urandom(28 * len(to_seal)) if random_bytes is os.urandom else None
     sealed: dict[str, str] = {}
     disclosures: dict[str, str] = {}
-    for name in to_seal:
-        disclosure = disclosure_bytes(random_bytes(16), name, fields[name])
+    for i, name in enumerate(to_seal):
+        if pool is None:
+            salt, nonce = random_bytes(16), random_bytes(12)
+        else:
+            salt, nonce = pool[28 * i : 28 * i + 16], pool[28 * i + 16 : 28 * i + 28]
+        disclosure = disclosure_bytes(salt, name, fields[name])
         sealed[name] = disclosure_digest(disclosure)
-        nonce = random_bytes(12)
-        ciphertext = aead.encrypt(nonce, disclosure, disclosure_aad(stream, version, name))
-        disclosures[name] = base64.b64encode(nonce + ciphertext).decode()
+        ciphertext = encrypt(nonce, disclosure, disclosure_aad(stream, version, name))
+        disclosures[name] = binascii.b2a_base64(nonce + ciphertext, newline=False).decode()
     data[SEALED_KEY] = sealed
     return data, disclosures
 
@@ -359,4 +374,7 @@ def decrypt_disclosure(
 
 
 def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")

@@ -9,6 +9,7 @@ and validates the event with pydantic (the library's own mapper bypasses validat
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import importlib
 import os
@@ -33,6 +34,7 @@ from ledger.envelope import (
     RandomBytes,
     build_header,
     decode_envelope,
+    encode_envelope,
     open_disclosure,
     seal,
     signing_input,
@@ -98,49 +100,50 @@ class EnvelopeMapper(Mapper[UUID]):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         event: DomainEvent = domain_event
-        if self.signer is None:
+        signer = self.signer
+        if signer is None:
             raise NoSigner("no signer: every event must be signed by an enrolled actor")
         stream, version = event.originator_id, event.originator_version
-        fields = {k: to_json_value(v) for k, v in _fields(event).items()}
+        stream_text = str(stream)
+        fields = _json_fields(event)
         subject = event.scope_subject()
-        key = self._data_key(subject, create=True) if _has_personal(event, fields) else None
-        if key is None and _has_personal(event, fields):
-            raise ValidationError(f"subject {subject!r} was erased: no new personal data")
+        key = None
+        if _has_personal(event, fields):
+            key = self._data_key(subject, create=True)
+            if key is None:
+                raise ValidationError(f"subject {subject!r} was erased: no new personal data")
         data, disclosures = seal(
             fields,
             event.PERSONAL,
             key,
-            stream=str(stream),
+            stream=stream_text,
             version=version,
             random_bytes=self.random_bytes,
         )
         data_bytes = canonical_bytes(data)
         header_bytes = build_header(
             origin=self.origin,
-            stream=str(stream),
+            stream=stream_text,
             version=version,
             type_name=event.TYPE,
             schema=event.SCHEMA,
             recorded_at=format_datetime(event.timestamp),
-            actor=self.signer.actor,
-            key_id=self.signer.key.key_id,
+            actor=signer.actor,
+            key_id=signer.key.key_id,
             prev=self._previous(stream, version),
             service=event.scope_service(),
             subject=subject,
             data_bytes=data_bytes,
         )
-        envelope = Envelope(
-            header_bytes=header_bytes,
-            signature=self.signer.key.sign(signing_input(header_bytes)),
-            data_bytes=data_bytes,
-            disclosures_bytes=canonical_bytes(disclosures) if disclosures else b"",
+        state = encode_envelope(
+            header_bytes,
+            signer.key.sign(signing_input(header_bytes)),
+            data_bytes,
+            canonical_bytes(disclosures) if disclosures else b"",
         )
         self._remember(stream, version, hashlib.sha256(header_bytes).digest())
         return StoredEvent(
-            originator_id=stream,
-            originator_version=version,
-            topic=event.TYPE,
-            state=envelope.encode(),
+            originator_id=stream, originator_version=version, topic=event.TYPE, state=state
         )
 
     def _previous(self, stream: UUID, version: int) -> bytes | None:
@@ -258,8 +261,24 @@ def sealed_as_none(data: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in data.items() if k != SEALED_KEY}, **dict.fromkeys(sealed)}
 
 
-def _fields(event: DomainEvent) -> dict[str, Any]:
-    return {k: getattr(event, k) for k in type(event).model_fields if k not in _TECHNICAL}
+@functools.cache
+def _data_field_names(cls: type[DomainEvent]) -> tuple[str, ...]:
+    return tuple(k for k in cls.model_fields if k not in _TECHNICAL)
+
+
+_JSON_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _json_fields(event: DomainEvent) -> dict[str, object]:
+    """The event's data fields as canonical-JSON values (`to_json_value` of each; the plain
+    scalars most fields hold pass as they are, tested by exact type as `to_json_value`'s
+    isinstance would let an enum through)."""
+    values = event.__dict__  # a pydantic model's field values
+    fields: dict[str, object] = {}
+    for name in _data_field_names(type(event)):
+        value = values[name]
+        fields[name] = value if type(value) in _JSON_SCALARS else to_json_value(value)
+    return fields
 
 
 def _has_personal(event: DomainEvent, fields: Mapping[str, object]) -> bool:

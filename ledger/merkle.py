@@ -62,12 +62,18 @@ class Hash(bytes):
 
 def leaf_hash(leaf_input: bytes) -> Hash:
     """SHA-256(0x00 || leaf): the 0x00 prefix keeps leaves and interior nodes apart."""
-    return Hash(hashlib.sha256(b"\x00" + leaf_input).digest())
+    return _digest(hashlib.sha256(b"\x00" + leaf_input).digest())
 
 
 def node_hash(left: bytes, right: bytes) -> Hash:
     """SHA-256(0x01 || left || right)."""
-    return Hash(hashlib.sha256(b"\x01" + left + right).digest())
+    return _digest(hashlib.sha256(b"\x01" + left + right).digest())
+
+
+def _digest(sha256: bytes) -> Hash:
+    """A SHA-256 digest as a Hash, without `Hash`'s checks: it is 32 bytes by construction
+    (an append makes two of these an event)."""
+    return bytes.__new__(Hash, sha256)
 
 
 EMPTY_ROOT = Hash(hashlib.sha256(b"").digest())
@@ -147,7 +153,7 @@ def append_leaves(
     completed: list[tuple[int, int, Hash]] = []
     n = size
     for raw in leaf_hashes:
-        node = Hash(raw)
+        node = raw if type(raw) is Hash else Hash(raw)  # an append's leaves are Hashes already
         completed.append((0, n, node))
         level = 0
         while n >> level & 1:  # each trailing 1 bit of n closes a subtree with the border

@@ -182,5 +182,11 @@ def _b64(raw: bytes) -> str:
 def _subjects_to_look_up(events: list[DomainEvent]) -> set[str]:
     """Subjects whose data keys sealing needs, except those the batch itself registers: they
     cannot have a key yet (if one was made meanwhile, the append says so and is sealed again)."""
-    introduced = {e.scope_subject() for e in events if e.INTRODUCES_SUBJECT}
-    return {s for e in events if e.PERSONAL and (s := e.scope_subject()) and s not in introduced}
+    introduced: set[str | None] = set()
+    personal: set[str | None] = set()
+    for e in events:
+        if e.INTRODUCES_SUBJECT:
+            introduced.add(e.scope_subject())
+        elif e.PERSONAL:
+            personal.add(e.scope_subject())
+    return {s for s in personal - introduced if s}

@@ -207,6 +207,45 @@ def test_the_signer_check_runs_inside_the_write(ledger: Ledger) -> None:
     assert verified(ledger)
 
 
+def test_a_writer_that_appended_last_still_sees_another_process_revoke_it(
+    ledger: Ledger,
+) -> None:
+    """A writer whose last commit checked its signer, with nothing appended since, need not
+    read the signer's actor again (SQLite); a revocation by another process is an append, so
+    the writer's next append must check, and refuse."""
+    writer_app, admin_app = ledger.open(), ledger.open()
+    key = ledger.enrol(admin_app, "lee", Role.SAFEGUARDING_LEAD)
+    writer = ledger.service(writer_app, "lee", key)
+    writer.register_person("P-030", "ward-1")
+    writer.register_person("P-031", "ward-1")  # checked the signer as of the commit before
+    checks = iter([lambda *types: None])  # the service's first check passes…
+    real_authorise = writer.authorise
+    writer.authorise = lambda *types: next(checks, real_authorise)(*types)  # type: ignore[method-assign]
+    ledger.service(admin_app).revoke_actor("lee", "left the organisation")  # …then this
+    size = admin_app.store.head().size
+    with pytest.raises(PermissionDenied, match="revoked"):
+        writer.register_person("P-032", "ward-1")
+    assert admin_app.store.head().size == size
+    writer_app.close()
+    admin_app.close()
+    assert verified(ledger)
+
+
+def test_a_writer_that_re_keyed_itself_cannot_sign_with_the_old_key(ledger: Ledger) -> None:
+    """The writer's own commit changed its actor: nothing else has been appended since, yet
+    the next append must read the actor again, and refuse the replaced key."""
+    app = ledger.open()
+    admin = ledger.service(app)
+    admin.register_person("P-033", "ward-1")
+    admin.rekey_actor("ada", SigningKey.generate().public_key, "rotation")
+    size = app.store.head().size
+    with pytest.raises(PermissionDenied, match="not the current key"):
+        admin.register_person("P-034", "ward-1")
+    assert app.store.head().size == size
+    app.close()
+    assert verified(ledger)
+
+
 def test_a_writer_whose_actor_changed_but_is_still_valid_reloads_and_writes(
     ledger: Ledger,
 ) -> None:

@@ -106,6 +106,8 @@ class LedgerTables:
         self._new_subjects: set[str] = set()  # keys made here, not yet stored
         self._keys_in_flight: set[str] = set()  # being stored by the current append
         self._signer_guard: tuple[UUID, int] | None = None  # see signer_as_of
+        self._signer_checked: tuple[UUID, int] | None = None  # the guard the last commit held
+        self._signer_checked_pending: tuple[UUID, int] | None = None
         self._head: Head | None = None  # the head after this process's last commit
         self._head_pending: Head | None = None  # the head the append in flight writes
         self._sql: dict[str, str] = {}
@@ -159,6 +161,8 @@ class LedgerTables:
         """After the events transaction: the head it wrote is current, or it never was."""
         self._head = self._head_pending if committed else None
         self._head_pending = None
+        self._signer_checked = self._signer_checked_pending if committed else None
+        self._signer_checked_pending = None
 
     # --- the signer, checked under the write lock --------------------------------------------
     #
@@ -186,6 +190,18 @@ class LedgerTables:
                 "the signer's actor record changed while this was being recorded"
                 " (re-keyed or revoked); nothing was written"
             )
+        self._signer_checked_pending = None if ours else self._signer_guard
+
+    def signer_checked_at_last_commit(self, events: Sequence[StoredEvent]) -> bool:
+        """Whether this process's last commit held the same signer guard and did not change
+        that actor itself: if nothing has been appended since (the caller knows), the actor's
+        stream is still where the guard says, and need not be read."""
+        guard = self._signer_guard
+        if guard is None or guard != self._signer_checked:
+            return False
+        ours = any(e.originator_id == guard[0] for e in events)
+        self._signer_checked_pending = None if ours else guard
+        return True
 
     def check_signer_unchanged(self, cursor: Any, events: Sequence[StoredEvent]) -> None:
         """The SQLite form (PostgreSQL reads the versions with the head, in one statement)."""
@@ -214,7 +230,7 @@ class LedgerTables:
 
     def _hashes_by_key(self, cursor: Any, keys: Sequence[int]) -> dict[int, bytes]:
         found: dict[int, bytes] = {}
-        for chunk in _chunks(sorted(set(keys)), 500):
+        for chunk in chunks(sorted(set(keys)), 500):
             marks = ", ".join("?" for _ in chunk)
             cursor.execute(
                 self.sql(f"SELECT node, hash FROM {{merkle_tree}} WHERE node IN ({marks})"),
@@ -474,7 +490,7 @@ class LedgerTables:
             return  # all known: no read transaction
         self._bound_key_cache(len(wanted))
         with self.transaction(commit=False) as c:
-            for chunk in _chunks(wanted, 500):
+            for chunk in chunks(wanted, 500):
                 marks = ", ".join("?" for _ in chunk)
                 c.execute(
                     self.sql(
@@ -503,24 +519,6 @@ class LedgerTables:
             if subject not in pinned:
                 del self._key_cache[subject]
         self._keyless = set()
-
-    def store_new_keys(self, cursor: Any) -> None:
-        """Under the write lock: insert the keys made for new subjects, unless one exists."""
-        new_keys = self.take_used_keys()
-        if not new_keys:
-            return
-        stored: set[str] = set()
-        for chunk in _chunks([s for s, _ in new_keys], 500):
-            marks = ", ".join("?" for _ in chunk)
-            cursor.execute(
-                self.sql(f"SELECT subject FROM {{subject_keys}} WHERE subject IN ({marks})"),
-                list(chunk),
-            )
-            stored |= {r["subject"] for r in cursor.fetchall()}
-        self.new_keys_clashed(stored)
-        cursor.executemany(
-            self.sql("INSERT INTO {subject_keys} (subject, data_key) VALUES (?, ?)"), new_keys
-        )
 
     def new_keys_clashed(self, subjects: set[str]) -> None:
         """Some subjects we made a key for already have one (or a tombstone): forget ours so
@@ -594,7 +592,7 @@ def _uuid(value: object) -> UUID:
         ) from None
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 

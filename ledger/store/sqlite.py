@@ -10,7 +10,7 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteFactory
 
-from ledger.store.base import APPEND_ONLY_TABLES, LedgerTables
+from ledger.store.base import APPEND_ONLY_TABLES, LedgerTables, chunks
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -79,22 +79,61 @@ class LedgerSQLiteRecorder(LedgerTables, SQLiteApplicationRecorder):
         return cursor.fetchone() is not None
 
     def append_leaves(self, cursor: Any, events: Sequence[StoredEvent], ids: Sequence[int]) -> None:
-        """Under the write lock: check the signer, store the new subjects' keys, and add the
-        events as leaves with the complete subtrees they close. The tree grows from the head
+        """Under the write lock: add the events as leaves with the complete subtrees they
+        close, check the signer and store the new subjects' keys. The tree grows from the head
         this process last committed, if it has one, without reading it: if another writer
         has appended since, the first row written (the leaf at the remembered size) exists
         already, that statement alone fails (SQLite keeps the transaction), and the append
-        reads the head and writes again. (PostgreSQL does all this in `insert_events`.)"""
-        self.check_signer_unchanged(cursor, events)
-        self.store_new_keys(cursor)
+        reads the head and writes again. (PostgreSQL does all this in `insert_events`.)
+
+        When the remembered head holds, nothing has been appended since this process's last
+        commit, so a signer that commit checked, and did not itself change, is unchanged: the
+        signer's versions need not be read again."""
         remembered = self._head
         if remembered is not None:
             try:
                 self.write_tree(cursor, remembered, events, ids)
-                return
             except sqlite3.IntegrityError:
                 self._head = None
+            else:
+                if not self.signer_checked_at_last_commit(events):
+                    self.check_signer_unchanged(cursor, events)
+                self.store_new_keys(cursor)
+                return
         self.write_tree(cursor, self.read_head(cursor), events, ids)
+        self.check_signer_unchanged(cursor, events)
+        self.store_new_keys(cursor)
+
+    def store_new_keys(self, cursor: Any) -> None:
+        """Under the write lock: insert the keys made for new subjects, unless one exists. One
+        statement: a subject that has a key already (or its tombstone) inserts no row, and
+        only then are the stored keys read, to name the subjects that clashed."""
+        new_keys = self.take_used_keys()
+        if not new_keys:
+            return
+        cursor.executemany(
+            self.sql(
+                "INSERT INTO {subject_keys} (subject, data_key) VALUES (?, ?)"
+                " ON CONFLICT (subject) DO NOTHING"
+            ),
+            new_keys,
+        )
+        if cursor.sqlite_cursor.rowcount == len(new_keys):
+            return
+        ours = dict(new_keys)
+        clashed: set[str] = set()
+        for chunk in chunks(list(ours), 500):
+            cursor.execute(
+                self.sql(
+                    "SELECT subject, data_key FROM {subject_keys} WHERE subject IN"
+                    f" ({', '.join('?' for _ in chunk)})"
+                ),
+                list(chunk),
+            )
+            clashed |= {
+                r["subject"] for r in cursor.fetchall() if r["data_key"] != ours[r["subject"]]
+            }
+        self.new_keys_clashed(clashed)
 
     def destroy_data_key(self, subject: str) -> None:
         self._forget_key(subject)
