@@ -17,7 +17,7 @@ from ledger.envelope import Header, decode_envelope, trusted_header
 from ledger.errors import Conflict, VerificationError
 from ledger.mapper import build_event, sealed_as_none
 from projections.facts import FACT_COLUMNS, incident_facts
-from projections.fold import apply, fold, handled
+from projections.fold import apply_stored, fold
 from projections.model import State
 from projections.readstore import KINDS, AuditRow, LazyViews, ReadStore
 
@@ -85,22 +85,19 @@ def _catch_up(
 
 def _apply_batch(app: LedgerApp, read: ReadStore, start: int, stop: int) -> int:
     with storage_errors(app.store_url):
-        rows = list(app.store.iter_leaves(start=start, stop=stop))
+        rows = app.store.leaf_states(start, stop)
     decoded = []
-    for row in rows:
-        if row.event is None:
+    for leaf, stored in rows:
+        if stored is None:
             raise VerificationError(
-                f"leaf {row.leaf_index} has no event: run 'calm-ledger verify'", step="leaves"
+                f"leaf {leaf} has no event: run 'calm-ledger verify'", step="leaves"
             )
-        decoded.append((row.leaf_index, *_decoded(row.event.state)))
+        decoded.append((leaf, *_decoded(stored)))
     state = read.lazy_state()
     _prefetch(state, [header.stream for _, header, _ in decoded])
     audit: list[AuditRow] = []
     for leaf, header, data in decoded:
-        if handled(header.type):
-            apply(state, build_event(header, data), header.actor)
-        else:
-            state.size += 1  # actors, reports, catalogues: in the audit trail only
+        apply_stored(state, header, data)  # actors, reports, catalogues: counted only
         audit.append(_audit_row(leaf, header, data, state))
     read.commit(state, audit, start, start + len(rows))
     return len(rows)
