@@ -5,16 +5,20 @@ catch-up does) gives the state the validated fold gives (`apply(build_event(…)
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 import projections.fold
+from domain.vocabulary import DebriefType
 from ledger.envelope import Header
 from ledger.mapper import build_event
+from projections.facts import FACT_COLUMNS, incident_facts
 from projections.fold import apply, apply_stored
-from projections.model import State
+from projections.model import DebriefView, State
 from projections.readstore import KINDS
 from projections.runtime import _decoded
 from tests.conftest import Ledger
@@ -179,3 +183,47 @@ def test_stored_data_validation_refuses_is_refused_and_changes_nothing(spoil: An
     with pytest.raises(ValidationError):
         apply_stored(state, header, data)
     assert state.size == 0 and not state.incidents and not state.incident_streams
+
+
+def test_the_register_row_says_what_the_view_says() -> None:
+    """`incident_facts` (one pass over the interventions) against the view's own
+    properties, column by column, for an incident with a prone and a standing hold, a
+    technique left out, staff named twice, and held and declined debriefs."""
+    (view,) = _stored(_header("incident.recorded"), _recorded()).incidents.values()
+    end = view.end
+    view = replace(
+        view,
+        debriefs=(
+            DebriefView(DebriefType.PERSON, end + timedelta(hours=5), True),
+            DebriefView(DebriefType.IMMEDIATE, end + timedelta(hours=1), False),
+            DebriefView(DebriefType.IMMEDIATE, end + timedelta(hours=2), True),
+        ),
+        signed_off_at=end,
+    )
+    row = dict(zip(FACT_COLUMNS, incident_facts(view), strict=True))
+    hour_us = 3_600_000_000
+    assert row == {
+        "ref": "INC-1",
+        "service_id": "ward-3",
+        "person_id": "P-1",
+        "start": "2026-01-31T23:30:00+00:00",
+        "day": "2026-01-31",
+        "minutes": view.minutes,
+        "interventions": 2,
+        "types": '["01","07"]',
+        "techniques": '["one-person-hold"]',
+        "staff": '["S-1","S-2"]',
+        "planned": 1,
+        "injuries": 2,
+        "prone": 1,
+        "prone_minutes": view.prone_minutes,
+        "debriefs": 3,
+        "signed_off": 1,
+        "immediate_debrief_us": 2 * hour_us,
+        "person_debrief_us": 5 * hour_us,
+        "review_us": None,
+    }
+    assert view.prone_minutes == 35.0
+    unprone = replace(view, interventions=view.interventions[1:], debriefs=())
+    row = dict(zip(FACT_COLUMNS, incident_facts(unprone), strict=True))
+    assert (row["prone"], row["prone_minutes"], row["immediate_debrief_us"]) == (0, 0.0, None)
