@@ -18,6 +18,7 @@ from projections.model import IncidentView
 
 FACT_COLUMNS = (
     "ref",
+    "stream",  # the incident's stream: a catch-up finds follow-up events' incident by it
     "service_id",
     "person_id",
     "start",
@@ -70,6 +71,7 @@ def incident_facts(i: IncidentView) -> tuple[Any, ...]:
     )
     return (
         i.ref,
+        i.stream,
         i.service_id,
         i.person_id,
         start,

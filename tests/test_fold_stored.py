@@ -97,7 +97,7 @@ def _recorded() -> dict[str, Any]:
 
 
 def _states_equal(a: State, b: State) -> None:
-    for name in KINDS:
+    for name in (*KINDS, "incident_streams"):
         assert dict(getattr(a, name)) == dict(getattr(b, name)), name
     assert a.size == b.size
 
@@ -204,6 +204,7 @@ def test_the_register_row_says_what_the_view_says() -> None:
     hour_us = 3_600_000_000
     assert row == {
         "ref": "INC-1",
+        "stream": STREAM,
         "service_id": "ward-3",
         "person_id": "P-1",
         "start": "2026-01-31T23:30:00+00:00",

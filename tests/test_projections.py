@@ -44,6 +44,32 @@ def test_incremental_catch_up_equals_rebuild(ledger: Ledger) -> None:
     app.close()
 
 
+def test_follow_up_events_find_their_incident_through_the_register(ledger: Ledger) -> None:
+    """The stream → incident map is the register's `stream` column, not rows of its own:
+    one event per batch, so every follow-up looks its incident up in the stored tables."""
+    service = setup_ward(ledger)
+    refs = add_incidents(service, 6, seed=3)
+    read = ReadStore(ledger.store_url)
+    catch_up(service.app, read, batch=1)
+    assert read.query("SELECT COUNT(*) FROM {p}rm_views WHERE kind = 'incident_streams'") == [(0,)]
+    streams = dict(read.query("SELECT ref, stream FROM {p}rm_incidents"))
+    assert sorted(streams) == sorted(refs)
+    follow_ups = 0
+    for ref, stream in streams.items():
+        audit = read.audit("incident_ref", ref)
+        assert {a.stream for a in audit} == {stream}
+        follow_ups += len(audit) - 1
+        assert len(audit) == len(
+            read.query("SELECT 1 FROM {p}rm_audit WHERE stream = ?", (stream,))
+        )
+    assert follow_ups > 0
+    state = read.load_state(kinds=("incidents",))
+    assert any(i.debriefs or i.notifications or i.corrections for i in state.incidents.values())
+    assert verify_read_model(service.app, read) == []
+    read.close()
+    service.app.close()
+
+
 def test_read_tables_show_corrections_and_follow_up(ledger: Ledger) -> None:
     service = setup_ward(ledger)
     refs = add_incidents(service, 20, seed=3)
