@@ -19,7 +19,7 @@ from ledger.mapper import build_event, sealed_as_none
 from projections.facts import FACT_COLUMNS, incident_facts
 from projections.fold import apply_stored, fold
 from projections.model import State
-from projections.readstore import KINDS, AuditRow, LazyViews, ReadStore
+from projections.readstore import KINDS, LazyViews, ReadStore
 
 # Events per transaction. SQLite writes every page a batch dirties to its WAL at commit,
 # and an incident's rows go to four indexes keyed by random refs and streams, whose pages
@@ -99,7 +99,7 @@ def _apply_batch(app: LedgerApp, read: ReadStore, start: int, stop: int) -> int:
         decoded.append((leaf, *_decoded(stored)))
     state = read.lazy_state()
     _prefetch(state, [header.stream for _, header, _ in decoded])
-    audit: list[AuditRow] = []
+    audit: list[tuple[Any, ...]] = []
     for leaf, header, data in decoded:
         apply_stored(state, header, data)  # actors, reports, catalogues: counted only
         audit.append(_audit_row(leaf, header, data, state))
@@ -136,20 +136,19 @@ def _event(stored: bytes) -> tuple[DomainEvent, Header]:
     return build_event(header, data), header
 
 
-def _audit_row(leaf: int, header: Header, data: dict[str, Any], state: State) -> AuditRow:
-    incident_ref = state.incident_streams.get(header.stream)
-    person = data.get("person_id") or data.get("pseudonym")
-    return AuditRow(
-        leaf=leaf,
-        stream=header.stream,
-        version=header.version,
-        type=header.type,
-        actor=header.actor,
-        key_id=header.key_id,
-        recorded_at=header.recorded_at,
-        incident_ref=incident_ref,
-        person_id=person,
-        service_id=header.service,
+def _audit_row(leaf: int, header: Header, data: dict[str, Any], state: State) -> tuple[Any, ...]:
+    """The event's rm_audit row, in AUDIT_ROWS (and AuditRow) column order."""
+    return (
+        leaf,
+        header.stream,
+        header.version,
+        header.type,
+        header.actor,
+        header.key_id,
+        header.recorded_at,
+        state.incident_streams.get(header.stream),
+        data.get("person_id") or data.get("pseudonym"),
+        header.service,
     )
 
 
