@@ -3,6 +3,7 @@ resumes without double counting, two concurrent catch-ups apply each event once.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -66,6 +67,30 @@ def test_follow_up_events_find_their_incident_through_the_register(ledger: Ledge
     state = read.load_state(kinds=("incidents",))
     assert any(i.debriefs or i.notifications or i.corrections for i in state.incidents.values())
     assert verify_read_model(service.app, read) == []
+    read.close()
+    service.app.close()
+
+
+def test_a_catch_up_leaves_the_cycle_collector_as_it_found_it(ledger: Ledger) -> None:
+    """The collector is off while a catch-up runs (its batches make no cycles), and back
+    as it was afterwards, whether it was on or off."""
+    service = setup_ward(ledger)
+    add_incidents(service, 3)
+    read = ReadStore(ledger.store_url)
+    seen: list[bool] = []
+    try:
+        for enabled in (True, False):
+            gc.enable() if enabled else gc.disable()
+            catch_up(
+                service.app,
+                read,
+                stop=read.position() + 5,
+                progress=lambda _n: seen.append(gc.isenabled()),
+            )
+            assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
+    assert seen and not any(seen)
     read.close()
     service.app.close()
 
