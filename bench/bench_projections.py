@@ -15,7 +15,8 @@ Builds a ledger of N incidents (through the real write path, in batches), then m
 Run: python -m bench projections [--incidents 30000] [--backends sqlite,postgresql]
      [--keep DIR]   build once into DIR (SQLite file, PostgreSQL schema named after N) and
                     reuse it in later runs, e.g. to compare code before and after a change
-     [--before TREE] time each CLI query with the code of TREE too, runs alternating
+     [--before TREE] time each CLI query, the rebuild and the catch-up with the code of
+                     TREE too, runs alternating
      [--only LABELS] only the CLI queries whose label contains one of LABELS
 """
 
@@ -299,6 +300,9 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--tail", type=int, default=10_000, help="events in the catch-up")
     parser.add_argument("--runs", type=int, default=9, help="runs per CLI query")
+    parser.add_argument(
+        "--rate-runs", type=int, default=3, help="with --before: rebuild/catch-up runs each"
+    )
     parser.add_argument("--keep", type=Path, help="build into, or reuse, this directory")
     parser.add_argument("--skip", default="", help="measures to skip: rebuild,catch-up,cli,import")
     parser.add_argument(
@@ -307,8 +311,9 @@ def main() -> None:
     parser.add_argument(
         "--before",
         type=Path,
-        help="also time each CLI query with the code of this source tree (e.g. `git archive"
-        " HEAD | tar -x -C DIR`), alternating runs, and say whether the outputs differ",
+        help="also time each CLI query, the rebuild and the catch-up with the code of this"
+        " source tree (e.g. `git archive HEAD | tar -x -C DIR`), alternating runs, and say"
+        " whether the CLI outputs differ",
     )
     args = parser.parse_args()
     skip = set(args.skip.split(","))
@@ -336,19 +341,61 @@ def main() -> None:
 def _measures(
     directory: Path, url: str, args: argparse.Namespace, skip: set[str], built: float
 ) -> Iterator[tuple[str, str]]:
-    if "rebuild" not in skip:
-        applied, seconds = time_rebuild(directory, url)
-        yield "events in the log", f"{applied:,}"
-        if built:
-            yield "build (signed appends, 1000/tx), events/s", f"{applied / built:,.0f}"
-        yield "rebuild read tables, events/s", f"{applied / seconds:,.0f}"
-    if "catch-up" not in skip:
-        applied, seconds = time_catch_up(directory, url, args.tail)
-        yield f"catch up the last {applied:,} events, events/s", f"{applied / seconds:,.0f}"
+    if args.before is not None and {"rebuild", "catch-up"} - skip:
+        yield from _rates_against(directory, url, args)  # both, old and new code alternating
+    else:
+        if "rebuild" not in skip:
+            applied, seconds = time_rebuild(directory, url)
+            yield "events in the log", f"{applied:,}"
+            if built:
+                yield "build (signed appends, 1000/tx), events/s", f"{applied / built:,.0f}"
+            yield "rebuild read tables, events/s", f"{applied / seconds:,.0f}"
+        if "catch-up" not in skip:
+            applied, seconds = time_catch_up(directory, url, args.tail)
+            yield f"catch up the last {applied:,} events, events/s", f"{applied / seconds:,.0f}"
     if "cli" not in skip:
         yield from _cli_measures(directory, args)
     if not args.keep and "import" not in skip:
         yield "import 10,000-row CSV, rows/s", f"{time_import(directory):,.0f}"
+
+
+RATES = """
+import sys, time
+from pathlib import Path
+from bench.bench_projections import time_catch_up, time_rebuild
+directory, url, tail = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+cpu = time.process_time()
+applied, seconds = time_rebuild(directory, url)
+cpu = time.process_time() - cpu
+caught_up, catch_up_seconds = time_catch_up(directory, url, tail)
+print(applied / seconds, applied / cpu, caught_up / catch_up_seconds)
+"""
+
+
+def rates(directory: Path, url: str, tail: int, tree: Path) -> list[float]:
+    """Rebuild events/s (wall, and this process's CPU) and incremental catch-up events/s,
+    measured in a new process running the code of `tree`."""
+    command = [sys.executable, "-c", RATES, str(directory.resolve()), url, str(tail)]
+    return [float(x) for x in run(command, dict(os.environ), tree)[1].split()]
+
+
+def _rates_against(
+    directory: Path, url: str, args: argparse.Namespace
+) -> Iterator[tuple[str, str]]:
+    """Rebuild and catch-up rates of this code and of `--before`'s, runs alternating so both
+    see the same load (`--rate-runs` each); medians, and the spread."""
+    here = Path(__file__).resolve().parents[1]
+    runs: dict[str, list[list[float]]] = {"before": [], "after": []}
+    for _ in range(args.rate_runs):
+        runs["before"].append(rates(directory, url, args.tail, args.before))
+        runs["after"].append(rates(directory, url, args.tail, here))
+    labels = ("rebuild, events/s", "rebuild, events/s of client CPU", "catch-up, events/s")
+    for n, label in enumerate(labels):
+        for when, measured in runs.items():
+            values = sorted(r[n] for r in measured)
+            spread = f" ({values[0]:,.0f}-{values[-1]:,.0f})" if len(values) > 1 else ""
+            yield f"{label}, {when}", f"{statistics.median(values):,.0f}{spread}"
+    yield "load (1 min)", Path("/proc/loadavg").read_text().split()[0]
 
 
 def _cli_measures(directory: Path, args: argparse.Namespace) -> Iterator[tuple[str, str]]:

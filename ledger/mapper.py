@@ -257,8 +257,11 @@ def build_event(header: Header, fields: dict[str, Any]) -> DomainEvent:
 
 def sealed_as_none(data: dict[str, Any]) -> dict[str, Any]:
     """Data fields with every sealed field read as None (what a reader without keys sees)."""
-    sealed = data.get(SEALED_KEY, {})
-    return {**{k: v for k, v in data.items() if k != SEALED_KEY}, **dict.fromkeys(sealed)}
+    if SEALED_KEY not in data:
+        return data
+    opened = dict(data)
+    opened.update(dict.fromkeys(opened.pop(SEALED_KEY)))
+    return opened
 
 
 @functools.cache

@@ -18,6 +18,7 @@ from projections.model import IncidentView
 
 FACT_COLUMNS = (
     "ref",
+    "stream",  # the incident's stream: a catch-up finds follow-up events' incident by it
     "service_id",
     "person_id",
     "start",
@@ -47,28 +48,46 @@ TIMED_DEBRIEFS = (
 
 
 def incident_facts(i: IncidentView) -> tuple[Any, ...]:
-    """The `rm_incidents` row of an incident, in FACT_COLUMNS order."""
+    """The `rm_incidents` row of an incident, in FACT_COLUMNS order (one pass over its
+    interventions: a catch-up computes a row for every incident it writes)."""
     start = i.start.isoformat()
     # Starts are stored in UTC, so the date is the text's; any other offset is converted.
     day = start[:10] if start.endswith("+00:00") else incident_date(i).isoformat()
+    types: list[str] = []
+    techniques: list[str] = []
+    staff: set[str] = set()
+    prone, prone_minutes = 0, 0.0
+    for iv in i.interventions:
+        types.append(iv.type.value)
+        if iv.technique_id:
+            techniques.append(iv.technique_id)
+        staff.update(iv.staff)
+        if iv.is_prone:
+            prone, prone_minutes = 1, prone_minutes + iv.minutes
+    timely = (
+        [first_debrief_after_end(i, kind) for kind in TIMED_DEBRIEFS]
+        if i.debriefs
+        else [None] * len(TIMED_DEBRIEFS)
+    )
     return (
         i.ref,
+        i.stream,
         i.service_id,
         i.person_id,
         start,
         day,
         float(i.minutes),
         len(i.interventions),
-        _list([iv.type.value for iv in i.interventions]),
-        _list([iv.technique_id for iv in i.interventions if iv.technique_id]),
-        _list(sorted({s for iv in i.interventions for s in iv.staff})),
+        _list(types),
+        _list(techniques),
+        _list(sorted(staff)),
         int(i.planned),
         len(i.injuries),
-        int(i.prone),
-        float(i.prone_minutes),
+        prone,
+        prone_minutes,
         len(i.debriefs),
         int(i.signed_off_at is not None),
-        *(first_debrief_after_end(i, kind) for kind in TIMED_DEBRIEFS),
+        *timely,
     )
 
 

@@ -1,7 +1,7 @@
 """Read tables: the projected views, stored as JSON rows with the columns queries filter on.
 
     rm_views     (kind, key, service_id, person_id, at, body)  one row per view
-    rm_incidents (ref, service_id, person_id, start, day, …)    one row per incident: the
+    rm_incidents (ref, stream, service_id, person_id, start, …) one row per incident: the
                                                                 figures queries filter and
                                                                 count on (projections.facts)
     rm_audit     (leaf, stream, version, type, actor, key_id, recorded_at,
@@ -56,7 +56,9 @@ V = TypeVar("V")
 BULK_DECODE = 20_000  # views: 1.5-4 us more each through viewcodec than through pydantic
 POSITION = "read-model"
 SCHEMA = "schema"
-SCHEMA_VERSION = 3  # 2: rm_incidents, rm_audit_actor_events, orjson bodies; 3: clustered
+SCHEMA_VERSION = 5  # 2: rm_incidents, rm_audit_actor_events, orjson bodies; 3: clustered;
+# 4: the incident stream map is rm_incidents.stream, not a row per incident in rm_views;
+# 5: on SQLite, rm_audit.leaf is the rowid
 TABLES = ("rm_views", "rm_incidents", "rm_audit", "rm_position")
 ACTOR_EVENT_TYPES = ("actor.enrolled", "actor.rekeyed", "actor.revoked")  # ledger.actors
 
@@ -117,7 +119,6 @@ KINDS: dict[str, Kind[Any]] = {
         person=lambda v: v.person_id,
     ),
     "erased_subjects": Kind("erased_subjects", bool),
-    "incident_streams": Kind("incident_streams", str),
     "authorisation_streams": Kind("authorisation_streams", str),
 }
 
@@ -139,7 +140,7 @@ _SCHEMA = (
 
 
 _INCIDENT_COLUMNS = (
-    "ref TEXT NOT NULL, service_id TEXT NOT NULL,"
+    "ref TEXT NOT NULL, stream TEXT NOT NULL, service_id TEXT NOT NULL,"
     " person_id TEXT NOT NULL, start TEXT NOT NULL, day TEXT NOT NULL,"
     " minutes DOUBLE PRECISION NOT NULL, interventions INTEGER NOT NULL, types TEXT NOT NULL,"
     " techniques TEXT NOT NULL, staff TEXT NOT NULL, planned INTEGER NOT NULL,"
@@ -163,6 +164,7 @@ _INCIDENTS = {
     ),
 }
 _INCIDENT_INDEXES = (
+    "CREATE INDEX rm_incidents_stream ON {p}rm_incidents (stream)",  # a catch-up's lookups
     "CREATE INDEX rm_incidents_day ON {p}rm_incidents (day)",
     "CREATE INDEX rm_incidents_person ON {p}rm_incidents (person_id, day)",
 )
@@ -297,6 +299,8 @@ class ReadStore:
             for table in TABLES:
                 c.execute(self.sql(f"DROP TABLE IF EXISTS {{p}}{table}"))
             for statement in (*_SCHEMA, *_INCIDENTS[self.url.backend], *_INCIDENT_INDEXES):
+                if self.url.backend == "sqlite":  # the leaf as the rowid: one b-tree fewer
+                    statement = statement.replace("BIGINT PRIMARY KEY", "INTEGER PRIMARY KEY")
                 c.execute(statement.format(p=self.prefix))
             # The position row always exists, so a catch-up can lock it.
             c.executemany(
@@ -383,6 +387,15 @@ class ReadStore:
             conn.rollback()  # end the implicit read transaction
         return rows
 
+    def query_in(
+        self, text: str, params: Sequence[Any], keys: Sequence[str]
+    ) -> list[tuple[Any, ...]]:
+        """`text` (ending in a column) restricted to `keys`: on PostgreSQL one array
+        parameter, on SQLite an IN list."""
+        if self.url.backend == "postgresql":
+            return self.query(text + " = ANY(?)", (*params, list(keys)))
+        return self.query(f"{text} IN ({', '.join('?' * len(keys))})", (*params, *keys))
+
     # --- position ------------------------------------------------------------------------------
 
     def position(self) -> int:
@@ -419,10 +432,11 @@ class ReadStore:
         """A state whose mappings load rows on demand and remember what was written."""
         self.connect()
         views: dict[str, Any] = {name: LazyViews(self, kind) for name, kind in KINDS.items()}
-        return State(**views)
+        return State(**views, incident_streams=IncidentStreams(self))
 
-    def commit(self, state: State, audit: Sequence[AuditRow], start: int, stop: int) -> None:
-        """Write what changed, the audit rows and the new position, if still at `start`."""
+    def commit(self, state: State, audit: Sequence[tuple[Any, ...]], start: int, stop: int) -> None:
+        """Write what changed, the audit rows (tuples in AUDIT_ROWS order) and the new
+        position, if still at `start`."""
         lock = "" if self.url.backend == "sqlite" else " FOR UPDATE"  # SQLite: BEGIN IMMEDIATE
         with self.transaction() as c:
             c.execute(
@@ -438,7 +452,7 @@ class ReadStore:
                 views = getattr(state, name)
                 if isinstance(views, LazyViews):
                     views.flush(c)
-            self.insert(c, AUDIT_ROWS, [tuple(a.__dict__.values()) for a in audit])
+            self.insert(c, AUDIT_ROWS, audit)
             c.execute(
                 self.sql(
                     "INSERT INTO {p}rm_position (name, leaf) VALUES (?, ?)"
@@ -698,10 +712,7 @@ class LazyViews(MutableMapping[str, V]):
 
     def __getitem__(self, key: str) -> V:
         if key not in self.loaded:
-            rows = self.store.query(
-                "SELECT body FROM {p}rm_views WHERE kind = ? AND key = ?", (self.kind.name, key)
-            )
-            self.loaded[key] = self.kind.decode(rows[0][0]) if rows else None
+            self.prefetch((key,))
         value = self.loaded[key]
         if value is None:
             raise KeyError(key)
@@ -723,15 +734,17 @@ class LazyViews(MutableMapping[str, V]):
     def prefetch(self, keys: Iterable[str]) -> None:
         """Load the views of these keys in one query (those not stored read as missing)."""
         wanted = sorted(set(keys) - self.loaded.keys())
-        select = "SELECT key, body FROM {p}rm_views WHERE kind = ? AND key"
         for chunk in _chunks(wanted, 500):
-            if self.store.url.backend == "postgresql":  # one array, not 500 parameters
-                rows = self.store.query(select + " = ANY(?)", (self.kind.name, list(chunk)))
-            else:
-                marks = ", ".join("?" * len(chunk))
-                rows = self.store.query(f"{select} IN ({marks})", (self.kind.name, *chunk))
+            rows = self._select(chunk)
             self.loaded.update(dict.fromkeys(chunk))
-            self.loaded.update((key, self.kind.decode(body)) for key, body in rows)
+            self.loaded.update(rows)
+
+    def _select(self, keys: Sequence[str]) -> list[tuple[str, V]]:
+        """(key, view) of the stored views among these keys."""
+        rows = self.store.query_in(
+            "SELECT key, body FROM {p}rm_views WHERE kind = ? AND key", (self.kind.name,), keys
+        )
+        return [(key, self.kind.decode(body)) for key, body in rows]
 
     def flush(self, cursor: Any) -> None:
         changed = [(key, self.loaded[key]) for key in sorted(self.dirty)]
@@ -745,6 +758,24 @@ class LazyViews(MutableMapping[str, V]):
     def _row(self, key: str, value: V) -> tuple[Any, ...]:
         k = self.kind
         return (k.name, key, k.service(value), k.person(value), k.at(value), _body(value))
+
+
+class IncidentStreams(LazyViews[str]):
+    """Incident stream → ref, read from the register's `stream` column: the register row
+    that records an incident (written beside its view) says which stream it is on, so the
+    map costs no rows of its own (it had one per incident, a fourth row per event)."""
+
+    def __init__(self, store: ReadStore) -> None:
+        super().__init__(store, Kind("incident_streams", str))
+
+    def _select(self, keys: Sequence[str]) -> list[tuple[str, str]]:
+        rows = self.store.query_in("SELECT stream, ref FROM {p}rm_incidents WHERE stream", (), keys)
+        return [(str(stream), str(ref)) for stream, ref in rows]
+
+    def flush(self, cursor: Any) -> None:
+        """Nothing to write: every stream set here belongs to an incident view set in the
+        same batch, whose register row carries it (projections.fold._recorded)."""
+        self.dirty.clear()
 
 
 def _body(value: Any) -> str:

@@ -3,6 +3,7 @@ resumes without double counting, two concurrent catch-ups apply each event once.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -42,6 +43,56 @@ def test_incremental_catch_up_equals_rebuild(ledger: Ledger) -> None:
     assert verify_read_model(app, read) == []
     read.close()
     app.close()
+
+
+def test_follow_up_events_find_their_incident_through_the_register(ledger: Ledger) -> None:
+    """The stream → incident map is the register's `stream` column, not rows of its own:
+    one event per batch, so every follow-up looks its incident up in the stored tables."""
+    service = setup_ward(ledger)
+    refs = add_incidents(service, 6, seed=3)
+    read = ReadStore(ledger.store_url)
+    catch_up(service.app, read, batch=1)
+    assert read.query("SELECT COUNT(*) FROM {p}rm_views WHERE kind = 'incident_streams'") == [(0,)]
+    streams = dict(read.query("SELECT ref, stream FROM {p}rm_incidents"))
+    assert sorted(streams) == sorted(refs)
+    follow_ups = 0
+    for ref, stream in streams.items():
+        audit = read.audit("incident_ref", ref)
+        assert {a.stream for a in audit} == {stream}
+        follow_ups += len(audit) - 1
+        assert len(audit) == len(
+            read.query("SELECT 1 FROM {p}rm_audit WHERE stream = ?", (stream,))
+        )
+    assert follow_ups > 0
+    state = read.load_state(kinds=("incidents",))
+    assert any(i.debriefs or i.notifications or i.corrections for i in state.incidents.values())
+    assert verify_read_model(service.app, read) == []
+    read.close()
+    service.app.close()
+
+
+def test_a_catch_up_leaves_the_cycle_collector_as_it_found_it(ledger: Ledger) -> None:
+    """The collector is off while a catch-up runs (its batches make no cycles), and back
+    as it was afterwards, whether it was on or off."""
+    service = setup_ward(ledger)
+    add_incidents(service, 3)
+    read = ReadStore(ledger.store_url)
+    seen: list[bool] = []
+    try:
+        for enabled in (True, False):
+            gc.enable() if enabled else gc.disable()
+            catch_up(
+                service.app,
+                read,
+                stop=read.position() + 5,
+                progress=lambda _n: seen.append(gc.isenabled()),
+            )
+            assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
+    assert seen and not any(seen)
+    read.close()
+    service.app.close()
 
 
 def test_read_tables_show_corrections_and_follow_up(ledger: Ledger) -> None:

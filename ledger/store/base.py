@@ -283,6 +283,26 @@ class LedgerTables:
                 yield self._leaf_row(row)
             position = (int(rows[-1]["node"]) >> LEVEL_BITS) + 1
 
+    def leaf_states(self, start: int, stop: int) -> list[tuple[int, bytes | None]]:
+        """(leaf index, the event's stored bytes) for the leaves in [start, stop), in one
+        query; None where the event row is missing. For readers that take stream and version
+        from the signed header (catch-up): no StoredEvent, no UUID, per leaf."""
+        with self.transaction(commit=False) as c:
+            c.execute(
+                self.sql(
+                    "SELECT t.node, e.state FROM {merkle_tree} t"
+                    " LEFT JOIN {events} e ON e.{nid} = t.notification_id"
+                    " WHERE t.node >= ? AND t.node < ? AND t.notification_id IS NOT NULL"
+                    " ORDER BY t.node"
+                ),
+                (start << LEVEL_BITS, stop << LEVEL_BITS),
+            )
+            rows = c.fetchall()
+        return [
+            (int(r["node"]) >> LEVEL_BITS, None if r["state"] is None else bytes(r["state"]))
+            for r in rows
+        ]
+
     def _leaf_row(self, row: Any) -> LeafRow:
         index, nid = int(row["node"]) >> LEVEL_BITS, int(row["notification_id"])
         if row["state"] is None:
