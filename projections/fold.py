@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
-from domain.authorisations import Authorisation, Coverage
+from domain.authorisations import Authorisation
 from domain.events import DomainEvent
 from domain.incidents import Incident, IncidentFacts
 from domain.people import Person
 from domain.plans import BehaviourSupportPlan
 from domain.services import Service
 from domain.staff import StaffMember
-from domain.vocabulary import InjuredPerson, InterventionType, Position, Reason, Severity
 from ledger.envelope import Header
 from ledger.erasure import SubjectErasure
 from ledger.mapper import build_event
@@ -62,26 +60,10 @@ def handled(event_type: str) -> bool:
     return event_type in _HANDLERS
 
 
-StoredHandler = Callable[[State, Header, dict[str, Any]], None]
-_FROM_STORED: dict[str, StoredHandler] = {}
-
-
 def apply_stored(state: State, header: Header, data: dict[str, Any]) -> None:
     """Apply one event as stored (its signed header, its data fields with sealed ones read
-    as None), as `apply(state, build_event(header, data), header.actor)` would. The most
-    frequent types are folded straight from their JSON, skipping the domain event's pydantic
-    model: the stored data was validated when it was written, and the views come out equal
-    (tests/test_fold_stored.py); anything that one of these folds cannot read as the writer
-    writes it goes through the validated event instead."""
-    from_stored = _FROM_STORED.get(header.type)
-    if from_stored is not None:
-        try:
-            from_stored(state, header, data)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            pass
-        else:
-            state.size += 1
-            return
+    as None): validated as the domain event it records when a view handles its type (the
+    writer validated it too, but the read side trusts only what it checks), else counted."""
     if header.type in _HANDLERS:
         apply(state, build_event(header, data), header.actor)
     else:
@@ -262,73 +244,6 @@ def _recorded(state: State, e: Incident.Recorded, actor: str) -> None:
         recorded_by=actor,
         **_views(e.facts),
     )
-
-
-def _members(enum: Any) -> dict[str, Any]:
-    """Value → member: a dict lookup instead of calling the enum (~1 us each); an unknown
-    value raises KeyError, and the event goes through validation."""
-    return {member.value: member for member in enum}
-
-
-_TYPE, _POSITION, _REASON = _members(InterventionType), _members(Position), _members(Reason)
-_SEVERITY, _INJURED, _COVERAGE = _members(Severity), _members(InjuredPerson), _members(Coverage)
-
-
-def _instant(text: str) -> datetime:
-    """An `Instant` as the domain reads it: offset required, converted to UTC."""
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise ValueError("naive time")
-    return value.astimezone(UTC)
-
-
-def _views_stored(facts: dict[str, Any]) -> dict[str, Any]:
-    """`_views` of an `IncidentFacts` as stored (to_json_value's form of the model)."""
-    return {
-        "place": facts["place"],
-        "start": _instant(facts["occurred_start"]),
-        "end": _instant(facts["occurred_end"]),
-        "reason": _REASON[facts["reason"]],
-        "interventions": tuple(
-            InterventionView(
-                _TYPE[i["type"]],
-                i.get("technique_id"),
-                None if i.get("position") is None else _POSITION[i["position"]],
-                _instant(i["start"]),
-                _instant(i["end"]),
-                i["staff_count"],
-                tuple(s["staff_id"] for s in i.get("staff", ())),
-            )
-            for i in facts["interventions"]
-        ),
-        "injuries": tuple(
-            InjuryView(_INJURED[j["person"]].value, _SEVERITY[j["severity"]])
-            for j in facts.get("injuries", ())
-        ),
-        "non_staff": tuple(n["agency"] for n in facts.get("non_staff", ())),
-        "de_escalation": tuple(facts.get("de_escalation", ())),
-        "part_of_care_plan": facts.get("part_of_care_plan", False),
-        "authorisation_id": facts.get("authorisation_id"),
-    }
-
-
-def _recorded_stored(state: State, header: Header, data: dict[str, Any]) -> None:
-    ref = data["incident_ref"]
-    view = IncidentView(
-        ref=ref,
-        stream=header.stream,
-        service_id=data["service_id"],
-        person_id=data["person_id"],
-        coverage=_COVERAGE[data["coverage"]].value,
-        recorded_at=datetime.fromisoformat(header.recorded_at),
-        recorded_by=header.actor,
-        **_views_stored(data["facts"]),
-    )
-    state.incident_streams[header.stream] = ref
-    state.incidents[ref] = view
-
-
-_FROM_STORED[Incident.Recorded.TYPE] = _recorded_stored
 
 
 @handles(Incident.Corrected.TYPE)
