@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import cast
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -23,7 +23,7 @@ from ledger.errors import Conflict, StorageUnavailable
 from ledger.mapper import EnvelopeMapper
 from ledger.store import StoreURL
 from ledger.store.base import LedgerTables
-from ledger.store.reads import require_ledger_database
+from ledger.store.reads import connect_postgres, first_line, require_ledger_database
 
 
 class LedgerApp(Application[UUID]):
@@ -79,10 +79,10 @@ def storage_errors(store_url: StoreURL) -> Iterator[None]:
         ) from e
     except (OperationalError, InterfaceError, InfrastructureFactoryError) as e:
         _check_layout(where, e)
-        raise StorageUnavailable(f"cannot use the database {where}: {_first_line(e)}") from e
+        raise StorageUnavailable(f"cannot use the database {where}: {first_line(e)}") from e
     except (PersistenceError, sqlite3.Error) as e:
         _check_layout(where, e)
-        raise StorageUnavailable(f"database error on {where}: {_first_line(e)}") from e
+        raise StorageUnavailable(f"database error on {where}: {first_line(e)}") from e
     except OSError as e:
         raise StorageUnavailable(f"cannot open {where}: {e.strerror or e}") from e
 
@@ -100,23 +100,4 @@ def _check_layout(where: str, error: BaseException) -> None:
 
 def _probe_postgres(store_url: StoreURL) -> None:
     """Fail fast with the server's own reason; the library's pool would wait and say less."""
-    import psycopg
-
-    try:
-        psycopg.connect(
-            host=store_url.pg_host,
-            port=store_url.pg_port,
-            user=store_url.pg_user,
-            password=store_url.pg_password or None,
-            dbname=store_url.pg_dbname,
-            connect_timeout=5,
-        ).close()
-    except psycopg.Error as e:
-        raise StorageUnavailable(
-            f"cannot reach the database {store_url.describe()}: {_first_line(e)}"
-        ) from None
-
-
-def _first_line(error: Any) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
+    connect_postgres(store_url).close()

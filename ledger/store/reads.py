@@ -49,7 +49,7 @@ class LogReader:
         self._own = pg_connection is None
         if self._postgres:
             schema = f'"{url.pg_schema}".'
-            self._conn = pg_connection or _connect_postgres(url)
+            self._conn = pg_connection or connect_postgres(url)
         else:
             schema = ""
             require_ledger_database(url)
@@ -128,12 +128,14 @@ class LogReader:
         except Exception as e:
             if type(e).__module__.startswith("psycopg"):
                 raise StorageUnavailable(
-                    f"cannot read the log at {self.url.describe()}: {_first_line(e)}"
+                    f"cannot read the log at {self.url.describe()}: {first_line(e)}"
                 ) from e
             raise
 
 
-def _connect_postgres(url: StoreURL) -> Any:
+def connect_postgres(url: StoreURL) -> Any:
+    """A psycopg connection to the store's database; StorageUnavailable (exit 3) with the
+    server's own reason if it cannot be reached."""
     import psycopg
 
     try:
@@ -147,10 +149,11 @@ def _connect_postgres(url: StoreURL) -> Any:
         )
     except psycopg.Error as e:
         raise StorageUnavailable(
-            f"cannot reach the database {url.describe()}: {_first_line(e)}"
+            f"cannot reach the database {url.describe()}: {first_line(e)}"
         ) from None
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """A database error's first line, for a one-line message."""
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0]
