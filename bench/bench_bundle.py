@@ -21,12 +21,15 @@ import contextlib
 import os
 import statistics
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-from bench.bench_append import raw_verify_rate, store
+from bench.bench_append import raw_verify_rate
 from bench.bench_projections import build
-from bench.bench_verify import child, load  # same passphrase as bench_projections': "bench"
+from bench.bench_verify import (  # same passphrase as bench_projections': "bench"
+    child,
+    ledger_store,
+    load,
+)
 from ledger import note
 from ledger.config import load_config
 
@@ -55,7 +58,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         tmp = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         for backend in args.backends.split(","):
-            with _ledger_store(backend, tmp, args.incidents, args.keep) as url:
+            with ledger_store(backend, tmp, args.incidents, args.keep, "bundle") as url:
                 directory = tmp / f"{backend}-{args.incidents}"
                 bundle = tmp / f"{backend}-{args.incidents}.bundle"
                 rows: list[tuple[str, str, str]] = []
@@ -111,19 +114,6 @@ def main() -> None:
                 rows.append(("load at the end", load(), ""))
                 for label, value, ratio in rows:
                     print(f"{backend:<11}{label:<40}{value:>16}{ratio:>34}", flush=True)
-
-
-@contextlib.contextmanager
-def _ledger_store(backend: str, root: Path, n: int, keep: Path | None) -> Iterator[str]:
-    """A fresh store, or with --keep a SQLite file in the kept directory (built once)."""
-    if keep is None:
-        with store(backend, root, "bundle") as url:
-            yield url
-        return
-    if backend != "sqlite":
-        raise SystemExit("--keep keeps SQLite ledgers only")
-    root.mkdir(parents=True, exist_ok=True)
-    yield f"sqlite:///{root.resolve()}/bundle-{n}.db"
 
 
 def cli_size(directory: Path) -> int:

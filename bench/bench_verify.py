@@ -157,7 +157,7 @@ def keys_cached(url: str, log_public_key: bytes) -> float:
 
 def bench_one(n: int, backend: str, args: argparse.Namespace, root: Path) -> list[Row]:
     rows: list[Row] = []
-    with _ledger_store(backend, root, n, args.keep) as url:
+    with ledger_store(backend, root, n, args.keep) as url:
         directory = root / f"{backend}-{n}"
         bundle = root / f"{backend}-{n}.bundle"
         if args.keep and bundle.exists():
@@ -212,16 +212,18 @@ def _bundle_size(bundle: Path) -> int:
 
 
 @contextlib.contextmanager
-def _ledger_store(backend: str, root: Path, n: int, keep: Path | None) -> Iterator[str]:
+def ledger_store(
+    backend: str, root: Path, n: int, keep: Path | None, name: str = "verify"
+) -> Iterator[str]:
     """A fresh store, or with --keep a SQLite file in the kept directory (built once)."""
     if keep is None:
-        with store(backend, root, "verify") as url:
+        with store(backend, root, name) as url:
             yield url
         return
     if backend != "sqlite":
         raise SystemExit("--keep keeps SQLite ledgers only")
     root.mkdir(parents=True, exist_ok=True)
-    yield f"sqlite:///{root.resolve()}/verify-{n}.db"
+    yield f"sqlite:///{root.resolve()}/{name}-{n}.db"
 
 
 def report(rows: list[Row]) -> None:
