@@ -14,14 +14,13 @@ from tests.conftest import PASSPHRASE, Ledger
 from tests.history import add_incidents, setup_ward
 from tests.raw_tables import RawTables
 from tests.support import modules_loaded_by_cli, run_cli
+from tests.test_query_cli import cli
 
 ENV = {"CALM_LEDGER_PASSPHRASE": PASSPHRASE}
 
 
 def audit(ledger: Ledger, *args: str) -> list[dict[str, object]]:
-    result = run_cli(["--dir", str(ledger.directory), "audit", *args, "--format", "json"], ENV)
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+    return cli(ledger, "audit", *args)
 
 
 @pytest.fixture
