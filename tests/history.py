@@ -51,6 +51,35 @@ def setup_ward(ledger: Ledger) -> RecordingService:
     return service
 
 
+def held_incident(
+    person: str, start: datetime, end: datetime, hold: tuple[str, str, str]
+) -> NewIncident:
+    """One hold by S-1 on ward 3, from `start` to `end`: (type, technique, position)."""
+    kind, technique, position = hold
+    return NewIncident(
+        service="ward-3",
+        person=person,
+        place="Lounge",
+        start=start,
+        end=end,
+        reason="10",
+        de_escalation=("talked",),
+        force_description="held",
+        outcome="calm",
+        interventions=(
+            Intervention(
+                type=kind,
+                technique_id=technique,
+                position=position,
+                start=start,
+                end=end,
+                staff_count=1,
+                staff=(StaffInvolved(staff_id="S-1"),),
+            ),
+        ),
+    )
+
+
 def add_incidents(
     service: RecordingService, count: int, seed: int = 1, offset: int = 0
 ) -> list[str]:
@@ -62,28 +91,7 @@ def add_incidents(
         kind, technique, position = rng.choice(TYPES)
         person = f"P-{rng.choice([0, 0, 0, 1, 1, 2, 3, 4, 5])}"
         ref = service.record_incident(
-            NewIncident(
-                service="ward-3",
-                person=person,
-                place="Lounge",
-                start=start,
-                end=end,
-                reason="10",
-                de_escalation=("talked",),
-                force_description="held",
-                outcome="calm",
-                interventions=(
-                    Intervention(
-                        type=kind,
-                        technique_id=technique,
-                        position=position,
-                        start=start,
-                        end=end,
-                        staff_count=1,
-                        staff=(StaffInvolved(staff_id="S-1"),),
-                    ),
-                ),
-            )
+            held_incident(person, start, end, (kind, technique, position))
         )
         refs.append(ref)
         if rng.random() < 0.6:

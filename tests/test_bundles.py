@@ -19,7 +19,7 @@ from domain.roles import Role
 from ledger import merkle, note
 from ledger.mapper import Signer
 from tests.conftest import PASSPHRASE, Ledger
-from tests.history import T0, add_incidents, setup_ward
+from tests.history import T0, add_incidents, held_incident, setup_ward
 from tests.support import run_cli
 
 ENV = {"CALM_LEDGER_PASSPHRASE": PASSPHRASE}
@@ -715,9 +715,7 @@ def test_a_correction_after_other_incidents_counts_in_the_metrics(
     """An incident corrected after others were recorded counts with its corrected facts
     (type, position, length), and its debrief against its corrected end, in check 12 and in
     the exporter's figures alike."""
-    from domain.incidents import Intervention, StaffInvolved
     from domain.vocabulary import DebriefType
-    from ledger.recording import NewIncident
     from projections.bundles import bundle_metrics
     from projections.disclosure import DisclosureProfile
 
@@ -725,35 +723,20 @@ def test_a_correction_after_other_incidents_counts_in_the_metrics(
     start = T0 + timedelta(days=2)
     end = start + timedelta(minutes=60)
 
-    def hold(kind: str, technique: str, position: str, until: Any) -> dict[str, Any]:
-        staff = (StaffInvolved(staff_id="S-1"),)
-        return dict(
-            type=kind, technique_id=technique, position=position, start=start, end=until,
-            staff_count=1, staff=staff,
-        )  # fmt: skip
-
     ref = service.record_incident(
-        NewIncident(
-            service="ward-3",
-            person="P-0",
-            place="Lounge",
-            start=start,
-            end=end,
-            reason="10",
-            de_escalation=("talked",),
-            force_description="held",
-            outcome="calm",
-            interventions=(Intervention(**hold("07", "one-person-hold", "standing", end)),),
-        )
+        held_incident("P-0", start, end, ("07", "one-person-hold", "standing"))
     )
     # Held 23.5 h after the recorded end: on time, until the end is corrected 50 min earlier.
     service.record_debrief(ref, DebriefType.IMMEDIATE, end + timedelta(hours=23.5), "S-1")
     add_incidents(service, 6)
     shorter = start + timedelta(minutes=10)
-    prone = hold("01", "three-person-prone", "prone", shorter)
+    prone = dict(
+        type="01", technique_id="three-person-prone", position="prone", start=start,
+        end=shorter, staff_count=1, staff=[{"staff_id": "S-1"}],
+    )  # fmt: skip
     service.correct_incident(
         ref, 1, "it was a prone hold, and shorter",
-        {"occurred_end": shorter, "interventions": [{**prone, "staff": [{"staff_id": "S-1"}]}]},
+        {"occurred_end": shorter, "interventions": [prone]},
     )  # fmt: skip
     service.app.close()
     bundle = export(ledger, tmp_path / "corrected.bundle")
