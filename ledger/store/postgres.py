@@ -66,15 +66,17 @@ class LedgerPostgresRecorder(LedgerTables, PostgresApplicationRecorder):
         for table in (events_table_name, *APPEND_ONLY_TABLES):
             statements += _triggers(schema, table)
         self.sql_create_statements += [SQL(s) for s in statements]  # type: ignore[misc]
+        # Column arrays in binary, not the library's array of composites: psycopg writes
+        # those as text in Python, escaping every byte of every envelope (a fifth of an
+        # append's client CPU at 100 events a transaction).
         self._insert_returning = SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
-            " SELECT originator_id, originator_version, topic, state"
-            " FROM unnest(%s::{schema}.{stored_event_type}[])"
+            " SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[])"
             " RETURNING originator_id, originator_version, notification_id"
         ).format(
             schema=Identifier(self.datastore.schema),
             table=Identifier(self.events_table_name),
-            stored_event_type=Identifier(self.stored_event_type_name),
+            id_type=Identifier(self.datastore.originator_id_type),
         )
 
     def _quoted_schema(self) -> str:
@@ -113,9 +115,11 @@ class LedgerPostgresRecorder(LedgerTables, PostgresApplicationRecorder):
     ) -> Sequence[int] | None:
         if not stored_events:
             return []
-        rows = [
-            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
-            for e in stored_events
+        columns = [
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
         ]
         with (
             self.datastore.get_connection() as conn,
@@ -130,7 +134,7 @@ class LedgerPostgresRecorder(LedgerTables, PostgresApplicationRecorder):
             # waited for results the server could not send; fetching flushes first.)
             curs, inserting, reading = (conn.cursor(row_factory=dict_row) for _ in range(3))
             self._lock_table(curs)
-            inserting.execute(self._insert_returning, (rows,))
+            inserting.execute(self._insert_returning, columns)
             new_keys = self.take_used_keys()
             reading.execute(self._under_the_lock, self._under_the_lock_params(new_keys))
             returned = {
