@@ -3,6 +3,7 @@ signed events of their own."""
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -15,6 +16,7 @@ from ledger.config import LOG_ACTOR as LOG_ACTOR  # there, so reading needs no m
 _NAME = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
 
 
+@functools.lru_cache(maxsize=1024)  # every append names its signer's stream
 def actor_id(name: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"calm-ledger:actor:{name}")
 

@@ -4,19 +4,23 @@ recorders (events + Merkle tree in one transaction), opened from a store URL."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import cast
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import (
+    AggregateRecorder,
+    EventStore,
     InfrastructureFactoryError,
     IntegrityError,
     InterfaceError,
     Mapper,
+    Notification,
     OperationalError,
     PersistenceError,
+    Recording,
 )
 
 from ledger.errors import Conflict, StorageUnavailable
@@ -37,6 +41,9 @@ class LedgerApp(Application[UUID]):
     def construct_mapper(self) -> Mapper[UUID]:
         return EnvelopeMapper(origin="")
 
+    def construct_event_store(self) -> EventStore[UUID]:
+        return LedgerEventStore(self.envelope_mapper, self.recorder)
+
     @property
     def envelope_mapper(self) -> EnvelopeMapper:
         return cast(EnvelopeMapper, self.mapper)
@@ -44,6 +51,36 @@ class LedgerApp(Application[UUID]):
     @property
     def store(self) -> LedgerTables:
         return cast(LedgerTables, self.recorder)
+
+
+class LedgerEventStore(EventStore[UUID]):
+    """The library's event store, mapping a save's events as one batch (the mapper signs
+    a batch's envelopes together) instead of one by one."""
+
+    mapper: EnvelopeMapper
+
+    def __init__(self, mapper: EnvelopeMapper, recorder: AggregateRecorder) -> None:
+        super().__init__(mapper, recorder)
+        self.mapper = mapper
+
+    def put(self, domain_events: Sequence[Any], **kwargs: Any) -> list[Recording[UUID]]:
+        stored_events = self.mapper.to_stored_events(domain_events)
+        notification_ids = self.recorder.insert_events(stored_events, **kwargs)
+        if not notification_ids:  # as the library's: a recorder without notification ids
+            return []
+        return [
+            Recording(
+                d,
+                Notification(
+                    originator_id=s.originator_id,
+                    originator_version=s.originator_version,
+                    topic=s.topic,
+                    state=s.state,
+                    id=n,
+                ),
+            )
+            for d, s, n in zip(domain_events, stored_events, notification_ids, strict=True)
+        ]
 
 
 def open_app(store_url: StoreURL, *, create: bool = False) -> LedgerApp:

@@ -83,6 +83,7 @@ _CIPHERTEXT_SIZE: Final = _SEED_SIZE + 16
 _MAX_NAME_LENGTH: Final = 128
 _MAX_KEYSTORE_BYTES: Final = 64 * 1024
 _PARALLEL_MIN_ITEMS: Final = 256
+_PARALLEL_MIN_SIGNATURES: Final = 16
 
 _T = TypeVar("_T")
 _Signer = Callable[[bytes], bytes]
@@ -208,11 +209,47 @@ class SigningKey:
         """Return the 64-byte Ed25519 signature of `message` (callers add domain prefixes)."""
         return self._sign(message)
 
+    def sign_many(self, messages: Sequence[bytes]) -> list[bytes]:
+        """The signatures of `messages`, in order. Both backends release the GIL while
+        signing, so a batch of 16 or more is split across CPU threads (a batched append's
+        signing takes half the time on 2 CPUs); a smaller one is not worth the hand-off."""
+        workers = _worker_count(len(messages), _PARALLEL_MIN_SIGNATURES)
+        if workers == 1:
+            return [self._sign(m) for m in messages]
+        size = -(-len(messages) // workers)
+        chunks = [messages[i : i + size] for i in range(0, len(messages), size)]
+        sign = self._sign
+        others = [_signing_pool().submit(_sign_all, sign, c) for c in chunks[1:]]
+        signatures = _sign_all(sign, chunks[0])
+        for other in others:
+            signatures += other.result()
+        return signatures
+
     def __repr__(self) -> str:
         return f"SigningKey(key_id={self._key_id!r})"
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("a SigningKey cannot be pickled; store it with write_keystore")
+
+
+def _sign_all(sign: _Signer, messages: Sequence[bytes]) -> list[bytes]:
+    return [sign(m) for m in messages]
+
+
+_POOL: list[ThreadPoolExecutor] = []  # kept: starting threads per batch would cost more
+
+
+def _signing_pool() -> ThreadPoolExecutor:
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=_cpus() - 1, thread_name_prefix="sign"))
+    return _POOL[0]
+
+
+def _forget_pool_after_fork() -> None:
+    _POOL.clear()  # a forked child has none of the parent's threads
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> None:
@@ -259,9 +296,12 @@ def verify_many(items: Sequence[tuple[bytes, bytes, bytes]]) -> None:
         )
 
 
-def _worker_count(size: int) -> int:
-    if size < _PARALLEL_MIN_ITEMS:
-        return 1
+def _worker_count(size: int, minimum: int = _PARALLEL_MIN_ITEMS) -> int:
+    return 1 if size < minimum else _cpus()
+
+
+def _cpus() -> int:
+    """CPUs this process may run on, at most 8."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(cpus or 1, 8))
 

@@ -14,7 +14,7 @@ import hashlib
 import importlib
 import os
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -72,6 +72,27 @@ class NoSigner(ValidationError):
     """Something tried to save without saying who signs."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Unsigned:
+    """An envelope's parts before its signature."""
+
+    stream: UUID
+    version: int
+    topic: str
+    header: bytes
+    data: bytes
+    disclosures: bytes
+
+    def signed(self, signature: bytes) -> StoredEvent:
+        state = encode_envelope(self.header, signature, self.data, self.disclosures)
+        return StoredEvent(
+            originator_id=self.stream,
+            originator_version=self.version,
+            topic=self.topic,
+            state=state,
+        )
+
+
 class EnvelopeMapper(Mapper[UUID]):
     CHAIN_CACHE_SIZE = 10_000
 
@@ -99,10 +120,20 @@ class EnvelopeMapper(Mapper[UUID]):
     # --- writing ---------------------------------------------------------------------------
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
-        event: DomainEvent = domain_event
+        return self.to_stored_events([domain_event])[0]
+
+    def to_stored_events(self, domain_events: Sequence[Any]) -> list[StoredEvent]:
+        """Seal, chain and sign a batch. The headers are built first and then signed
+        together, so a large batch's signatures are made on every CPU at once (the chain
+        links header digests, not signatures, so no header waits for a signature)."""
         signer = self.signer
         if signer is None:
             raise NoSigner("no signer: every event must be signed by an enrolled actor")
+        unsigned = [self._unsigned(event, signer) for event in domain_events]
+        signatures = signer.key.sign_many([signing_input(u.header) for u in unsigned])
+        return [u.signed(signature) for u, signature in zip(unsigned, signatures, strict=True)]
+
+    def _unsigned(self, event: DomainEvent, signer: Signer) -> _Unsigned:
         stream, version = event.originator_id, event.originator_version
         stream_text = str(stream)
         fields = _json_fields(event)
@@ -135,15 +166,14 @@ class EnvelopeMapper(Mapper[UUID]):
             subject=subject,
             data_bytes=data_bytes,
         )
-        state = encode_envelope(
+        self._remember(stream, version, hashlib.sha256(header_bytes).digest())
+        return _Unsigned(
+            stream,
+            version,
+            event.TYPE,
             header_bytes,
-            signer.key.sign(signing_input(header_bytes)),
             data_bytes,
             canonical_bytes(disclosures) if disclosures else b"",
-        )
-        self._remember(stream, version, hashlib.sha256(header_bytes).digest())
-        return StoredEvent(
-            originator_id=stream, originator_version=version, topic=event.TYPE, state=state
         )
 
     def _previous(self, stream: UUID, version: int) -> bytes | None:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import pickle
+import signal
 import stat
 import sys
 import time
@@ -234,6 +235,30 @@ def test_verify_many_names_every_failing_item(
     with pytest.raises(SignatureInvalid, match=rf"2 of {size} signatures .*\(items 3, 7\)") as err:
         verify_many(items)
     assert err.value.where == "item 3"
+
+
+@pytest.mark.parametrize("size", [0, 1, 15, 16, 17, 101])
+def test_sign_many_gives_each_message_its_own_signature_in_order(
+    alice: SigningKey, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keys, "_cpus", lambda: 3)  # threads even on a 1-CPU machine
+    messages = [f"event {i}".encode() for i in range(size)]
+    assert alice.sign_many(messages) == [alice.sign(m) for m in messages]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_signs_batches_with_threads_of_its_own(
+    alice: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keys, "_cpus", lambda: 2)
+    messages = [f"event {i}".encode() for i in range(40)]
+    expected = alice.sign_many(messages)  # the parent's signing threads exist now
+    pid = os.fork()
+    if pid == 0:  # the child has none of them: without a new pool it would wait forever
+        signal.alarm(20)  # so the child dies instead, and the test fails rather than hangs
+        os._exit(0 if alice.sign_many(messages) == expected else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 # --- keystore ------------------------------------------------------------------------------
