@@ -20,9 +20,10 @@ implies (`merkle.border_indexes`).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
@@ -111,6 +112,9 @@ class LedgerTables:
         self._head: Head | None = None  # the head after this process's last commit
         self._head_pending: Head | None = None  # the head the append in flight writes
         self._sql: dict[str, str] = {}
+
+    READ_BYTES: Mapping[str, Any] = MappingProxyType({})
+    """Extra arguments of `execute` for queries that read envelopes (PostgreSQL: binary)."""
 
     def table(self, name: str) -> str:
         return name
@@ -275,6 +279,7 @@ class LedgerTables:
                         " ORDER BY t.node LIMIT ?"
                     ),
                     (position << LEVEL_BITS, limit),
+                    **self.READ_BYTES,
                 )
                 rows = c.fetchall()
             if not rows:
@@ -296,6 +301,7 @@ class LedgerTables:
                     " ORDER BY t.node"
                 ),
                 (start << LEVEL_BITS, stop << LEVEL_BITS),
+                **self.READ_BYTES,
             )
             rows = c.fetchall()
         return [

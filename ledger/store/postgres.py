@@ -7,8 +7,9 @@ Triggers reject UPDATE, DELETE and TRUNCATE on the events and tree tables.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from types import MappingProxyType
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
@@ -56,6 +57,9 @@ class LedgerPostgresRecorder(LedgerTables, PostgresApplicationRecorder):
 
     placeholder = "%s"
     notification_column = "notification_id"
+    # Envelopes come back in binary: in text the server hex-encodes every byte and the
+    # client decodes it again (reading 10^5 envelopes took twice as long).
+    READ_BYTES: Mapping[str, Any] = MappingProxyType({"binary": True})
 
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
