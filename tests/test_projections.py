@@ -12,12 +12,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ledger.app import open_app
+from ledger.errors import VerificationError
 from ledger.store import parse_store_url
+from ledger.store.base import LEVEL_BITS
 from projections.readstore import TABLES, ReadStore, _use_wal
 from projections.runtime import catch_up, rebuild, status, verify_read_model
 from tests.conftest import Ledger
 from tests.history import add_incidents, setup_ward
+from tests.raw_tables import RawTables
 
 
 def snapshot(read: ReadStore) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], int]:
@@ -41,6 +46,27 @@ def test_incremental_catch_up_equals_rebuild(ledger: Ledger) -> None:
     rebuild(app, read)
     assert snapshot(read) == incremental
     assert verify_read_model(app, read) == []
+    read.close()
+    app.close()
+
+
+def test_a_catch_up_stopped_by_a_bad_leaf_keeps_the_batches_before_it(ledger: Ledger) -> None:
+    """A batch is one transaction: when a later batch cannot be read (its leaf's event is
+    gone), every batch before it stays applied, and nothing of it or after."""
+    service = setup_ward(ledger)
+    add_incidents(service, 12)
+    app = service.app
+    size = app.store.head().size
+    raw = RawTables(ledger.db)
+    leaves = [r for r in raw.rows("merkle_tree") if r["notification_id"] is not None]
+    bad = size - 3  # in the last batch of 5
+    (row,) = [r for r in leaves if int(r["node"]) >> LEVEL_BITS == bad]
+    (event,) = [r for r in raw.rows("events") if r["nid"] == row["notification_id"]]
+    raw.delete("events", event)
+    read = ReadStore(ledger.store_url)
+    with pytest.raises(VerificationError, match=f"leaf {bad} has no event"):
+        catch_up(app, read, batch=5)
+    assert read.position() == bad - bad % 5  # every batch before the bad one, none after
     read.close()
     app.close()
 
