@@ -37,7 +37,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from bench.bench_append import PG, store
-from domain.incidents import Intervention, StaffInvolved
+from domain.incidents import Intervention
 from domain.roles import Role
 from domain.techniques import default_catalogue
 from domain.vocabulary import Profile, Setting
@@ -101,14 +101,13 @@ def build(directory: Path, url: str, incidents: int) -> None:
                 force_description="held",
                 outcome="calm",
                 interventions=(
-                    Intervention(
+                    Intervention.by_staff(
+                        [f"{sid}-s"],
                         type="07",
                         technique_id="one-person-hold",
                         position="standing",
                         start=start,
                         end=end,
-                        staff_count=1,
-                        staff=(StaffInvolved(staff_id=f"{sid}-s"),),
                     ),
                 ),
             )

@@ -25,7 +25,7 @@ from uuid import UUID
 
 from domain.authorisations import Scope
 from domain.events import clock
-from domain.incidents import Injury, Intervention, StaffInvolved
+from domain.incidents import Injury, Intervention
 from domain.plans import PlanContent, RevisionReason, Tertiary
 from domain.staff import Training
 from domain.techniques import default_catalogue
@@ -309,14 +309,13 @@ class DemoHistory:
                 authorisation=None,
                 part_of_care_plan=False,
                 interventions=(
-                    Intervention(
+                    Intervention.by_staff(
+                        staff_ids,
                         type=kind,
                         technique_id=technique,
                         position=position,
                         start=start,
                         end=end,
-                        staff_count=len(staff_ids),
-                        staff=tuple(StaffInvolved(staff_id=x) for x in staff_ids),
                     ),
                 ),
             )

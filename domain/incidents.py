@@ -7,6 +7,7 @@ ever edited. Clocks come from `occurred_*` (what happened when), not from when i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -56,6 +57,12 @@ class Intervention(Value):
     staff_count: int = Field(ge=0, le=20)
     staff: tuple[StaffInvolved, ...] = ()
     chemical: Chemical | None = None
+
+    @classmethod
+    def by_staff(cls, staff_ids: Sequence[str], **fields: Any) -> Intervention:
+        """An intervention by these members of staff, every one of them named."""
+        staff = tuple(StaffInvolved(staff_id=staff_id) for staff_id in staff_ids)
+        return cls(staff_count=len(staff), staff=staff, **fields)
 
     @property
     def minutes(self) -> float:

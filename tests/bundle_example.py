@@ -29,7 +29,7 @@ from pathlib import Path
 from uuid import NAMESPACE_URL, uuid5
 
 from domain import events
-from domain.incidents import Intervention, StaffInvolved
+from domain.incidents import Intervention
 from domain.roles import Role
 from domain.vocabulary import DebriefType, Profile, Recipient, Setting
 from ledger import note
@@ -155,13 +155,8 @@ def incident(
             "reason": "10",
             "de_escalation": ("talked", "offered space"),
             "interventions": (
-                Intervention(
-                    type="07",
-                    position="standing",
-                    start=start,
-                    end=end,
-                    staff_count=1,
-                    staff=(StaffInvolved(staff_id=staff),),
+                Intervention.by_staff(
+                    [staff], type="07", position="standing", start=start, end=end
                 ),
             ),
             **facts,

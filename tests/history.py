@@ -6,7 +6,7 @@ import calendar
 import random
 from datetime import UTC, date, datetime, timedelta
 
-from domain.incidents import Intervention, StaffInvolved
+from domain.incidents import Intervention
 from domain.roles import Role
 from domain.staff import Training
 from domain.techniques import default_catalogue
@@ -67,14 +67,8 @@ def held_incident(
         force_description="held",
         outcome="calm",
         interventions=(
-            Intervention(
-                type=kind,
-                technique_id=technique,
-                position=position,
-                start=start,
-                end=end,
-                staff_count=1,
-                staff=(StaffInvolved(staff_id="S-1"),),
+            Intervention.by_staff(
+                ["S-1"], type=kind, technique_id=technique, position=position, start=start, end=end
             ),
         ),
     )

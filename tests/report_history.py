@@ -16,7 +16,7 @@ from uuid import UUID, uuid5
 
 from domain.authorisations import Coverage
 from domain.events import Aggregate, DomainEvent, clock
-from domain.incidents import Incident, IncidentFacts, Intervention, StaffInvolved
+from domain.incidents import Incident, IncidentFacts, Intervention
 from domain.people import Person
 from domain.plans import BehaviourSupportPlan, PlanContent, RevisionReason, Tertiary
 from domain.services import Service
@@ -146,14 +146,13 @@ def _incident(
         occurred_end=end,
         reason="10",
         interventions=(
-            Intervention(
+            Intervention.by_staff(
+                [rng.choice(("S-1", "S-2", "S-3"))],
                 type=kind,
                 technique_id=technique,
                 position=position,
                 start=start,
                 end=end,
-                staff_count=1,
-                staff=(StaffInvolved(staff_id=rng.choice(("S-1", "S-2", "S-3"))),),
             ),
         ),
         de_escalation=("talked it through",),

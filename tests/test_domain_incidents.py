@@ -100,6 +100,20 @@ def test_recording_an_incident_emits_one_recorded_event_with_its_facts_and_narra
     assert incident.fact_versions == {1}
 
 
+def test_an_intervention_by_named_staff_counts_them() -> None:
+    by_staff = Intervention.by_staff(
+        ["nurse-a", "nurse-b"], type=InterventionType.STANDING, start=at(2), end=at(8)
+    )
+    assert by_staff == intervention()
+    with pytest.raises(ValidationError):  # still validated: 21 staff is more than allowed
+        Intervention.by_staff(
+            [f"nurse-{n}" for n in range(21)],
+            type=InterventionType.STANDING,
+            start=at(2),
+            end=at(8),
+        )
+
+
 def test_an_incident_cannot_end_before_it_starts() -> None:
     with pytest.raises(RuleViolated, match=r"the incident ends .* before it starts"):
         record(facts(occurred_end=T0 - timedelta(seconds=1)))
