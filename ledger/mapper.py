@@ -12,13 +12,14 @@ import enum
 import functools
 import hashlib
 import importlib
+import operator
 import os
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from uuid import UUID
 
 from eventsourcing.domain import CanInitAggregate
@@ -320,21 +321,49 @@ def _has_personal(event: DomainEvent, fields: Mapping[str, object]) -> bool:
 
 def to_json_value(value: object) -> object:
     """Python values of domain events → the canonical-JSON value space."""
-    if isinstance(value, enum.Enum):
-        return value.value
-    if value is None or isinstance(value, bool | int | str):
+    kind = type(value)
+    if kind in _JSON_SCALARS:
         return value
-    if isinstance(value, datetime):
-        return format_datetime(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, list | tuple | frozenset):
-        items = sorted(value) if isinstance(value, frozenset) else value
-        return [to_json_value(v) for v in items]
-    if isinstance(value, Mapping):
-        return {str(k): to_json_value(v) for k, v in value.items()}
-    if hasattr(value, "model_dump"):
-        return to_json_value(value.model_dump())
+    convert = _CONVERTERS.get(kind)
+    if convert is None:
+        convert = _CONVERTERS[kind] = _converter(kind)
+    return convert(value)
+
+
+_CONVERTERS: dict[type, Callable[[Any], object]] = {}
+"""The conversion of each type met, chosen once: the isinstance chain below per value cost
+an incident's nested facts ~30 us an append."""
+
+
+def _converter(kind: type) -> Callable[[Any], object]:
+    """How `to_json_value` converts a value of exactly this type (tests in this order:
+    an enum that is also a str converts to its value; a datetime is also a date)."""
+    if issubclass(kind, enum.Enum):
+        return operator.attrgetter("value")
+    if issubclass(kind, bool | int | str):
+        return _same
+    if issubclass(kind, datetime):
+        return format_datetime
+    if issubclass(kind, date):
+        return date.isoformat
+    if issubclass(kind, UUID):
+        return str
+    if issubclass(kind, frozenset):
+        return lambda value: [to_json_value(v) for v in sorted(value)]
+    if issubclass(kind, list | tuple):
+        return lambda value: [to_json_value(v) for v in value]
+    if issubclass(kind, Mapping):
+        return lambda value: {str(k): to_json_value(v) for k, v in value.items()}
+    fields = getattr(kind, "model_fields", None)
+    if isinstance(fields, Mapping):  # a pydantic model (no serializers, no extra fields)
+        names = tuple(fields)
+        return lambda value: {name: to_json_value(getattr(value, name)) for name in names}
+    return _refuse
+
+
+def _same(value: object) -> object:
+    return value
+
+
+def _refuse(value: object) -> NoReturn:
     raise TypeError(f"cannot put a {type(value).__name__} into an envelope")
