@@ -65,6 +65,7 @@ __all__ = [
     "Argon2Cost",
     "SigningKey",
     "actor_key_id",
+    "failing_signatures",
     "read_keystore",
     "read_public_key",
     "verify_many",
@@ -283,17 +284,22 @@ def verify_many(items: Sequence[tuple[bytes, bytes, bytes]]) -> None:
     than returning flags a caller could ignore) follows the verifier's rule; the error's
     `where` names the first failing index and its message lists up to ten.
     """
-    workers = _worker_count(len(items))
-    if workers == 1:
-        failed = _failures(items, range(len(items)))
-    else:
-        failed = _parallel_failures(items, workers)
+    failed = failing_signatures(items)
     if failed:
         shown = ", ".join(map(str, failed[:10])) + (", ..." if len(failed) > 10 else "")
         raise SignatureInvalid(
             f"{len(failed)} of {len(items)} signatures do not verify (items {shown})",
             where=f"item {failed[0]}",
         )
+
+
+def failing_signatures(items: Sequence[tuple[bytes, bytes, bytes]]) -> list[int]:
+    """The indexes, in order, of the (public_key, message, signature) triples that do not
+    verify; batches of 256 or more are split across CPU threads as in `verify_many`."""
+    workers = _worker_count(len(items))
+    if workers == 1:
+        return _failures(items, range(len(items)))
+    return _parallel_failures(items, workers)
 
 
 def _worker_count(size: int, minimum: int = _PARALLEL_MIN_ITEMS) -> int:

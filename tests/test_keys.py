@@ -237,6 +237,17 @@ def test_verify_many_names_every_failing_item(
     assert err.value.where == "item 3"
 
 
+@pytest.mark.parametrize("size", [10, 600])
+def test_failing_signatures_lists_every_failure_in_order(
+    batch: list[tuple[bytes, bytes, bytes]], size: int
+) -> None:
+    items = list(batch[:size])
+    bad = [1, 4, 5, 6, 7, 8, 9] + [n for n in range(11, size, 50)]
+    for n in bad:
+        items[n] = (items[n][0], items[n][1] + b"!", items[n][2])
+    assert keys.failing_signatures(items) == bad  # all of them: an audit marks each row
+
+
 @pytest.mark.parametrize("size", [0, 1, 15, 16, 17, 101])
 def test_sign_many_gives_each_message_its_own_signature_in_order(
     alice: SigningKey, size: int, monkeypatch: pytest.MonkeyPatch
