@@ -9,6 +9,7 @@ personal data, which the ledger seals under the data key of the subject named by
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -47,6 +48,7 @@ class Value(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+@functools.lru_cache(maxsize=16_384)  # a bulk import names the same people and staff per row
 def stream_id(kind: str, key: str) -> UUID:
     """The stream of the aggregate of `kind` known to people by `key` (a slug or pseudonym)."""
     return uuid5(NAMESPACE_URL, f"calm-ledger:{kind}:{key}")
