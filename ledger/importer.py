@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.errors import DomainError
 from domain.incidents import Incident
+from ledger.collection import no_cycle_collection
 from ledger.errors import ValidationError
 from ledger.recording import NewIncident, RecordingService, parse_command
 
@@ -212,22 +213,24 @@ def validate_rows(
 ) -> ImportResult:
     """Check every row, building (unsaved) incidents for the valid ones."""
     result = ImportResult()
-    for line, row in rows:
-        try:
-            command = parse_command(NewIncident, row_record(row, mapping))
-            incident, ref = service.prepare_incident(command)
-            result.valid.append((line, incident, ref))
-        except DomainError as e:
-            message = e.diagnostics().replace("interventions.0.", "")
-            result.errors.append(RowError(line, message, row))
-        progress(1)
+    with no_cycle_collection():
+        for line, row in rows:
+            try:
+                command = parse_command(NewIncident, row_record(row, mapping))
+                incident, ref = service.prepare_incident(command)
+                result.valid.append((line, incident, ref))
+            except DomainError as e:
+                message = e.diagnostics().replace("interventions.0.", "")
+                result.errors.append(RowError(line, message, row))
+            progress(1)
     return result
 
 
 def save_valid(service: RecordingService, result: ImportResult) -> list[str]:
     """Save every valid incident in one transaction; return their references."""
     if result.valid:
-        service.save_batch(incident for _, incident, _ in result.valid)
+        with no_cycle_collection():
+            service.save_batch(incident for _, incident, _ in result.valid)
     return [ref for _, _, ref in result.valid]
 
 

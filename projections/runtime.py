@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +12,7 @@ import orjson
 
 from domain.events import DomainEvent
 from ledger.app import LedgerApp, storage_errors
+from ledger.collection import no_cycle_collection
 from ledger.envelope import Header, decode_envelope, trusted_header
 from ledger.errors import Conflict, VerificationError
 from ledger.mapper import build_event, sealed_as_none
@@ -53,24 +53,8 @@ def catch_up(
     batch: int | None = None,
 ) -> int:
     """Apply every leaf not yet applied, a batch per transaction; return how many."""
-    with _no_cycle_collection():
+    with no_cycle_collection():  # each batch ends with a young-generation collection
         return _catch_up(app, read, progress, stop, batch or BATCHES[read.url.backend])
-
-
-@contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """A batch allocates ~50 objects per event, all alive until its commit, and frees them
-    together without cycles. The collector, even at a gen-0 threshold of 100,000, walked
-    them again and again (~10% of a catch-up's CPU at 10,000 events a batch): it is off
-    during a catch-up, and each batch ends with a young-generation collection, which finds
-    the batch's objects already freed, and collects any cycle the batch did make."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _catch_up(
