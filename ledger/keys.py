@@ -250,7 +250,8 @@ def _forget_pool_after_fork() -> None:
     _POOL.clear()  # a forked child has none of the parent's threads
 
 
-os.register_at_fork(after_in_child=_forget_pool_after_fork)
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork to survive
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> None:
