@@ -16,7 +16,6 @@ from __future__ import annotations
 from array import array
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from domain.vocabulary import DebriefType
@@ -30,6 +29,10 @@ _US = timedelta(microseconds=1)
 _NOT_HELD = -(2**63)  # no held debrief of that kind (a time no datetime reaches)
 _PLANNED, _PRONE = 1, 2  # bits of _flags
 _TIMED = len(TIMED_DEBRIEFS)
+
+# An incident's facts as the metrics read them: start and end (µs since the epoch), minutes,
+# prone minutes, how many interventions and injuries, and the planned and prone bits.
+Facts = tuple[int, int, float, float, int, int, int]
 
 
 def _us(at: datetime) -> int:
@@ -64,7 +67,11 @@ class IncidentInputs:
     def record(self, view: IncidentView) -> None:
         """`incident.recorded`: the view the fold makes of it (which, like the fold, replaces
         an incident of the same ref, debriefs and all)."""
-        k = self._refs.add(view.ref)
+        self.record_facts(view.ref, view.stream, view.service_id, view.person_id, facts(view))
+
+    def record_facts(self, ref: str, stream: str, service: str, person: str, of: Facts) -> None:
+        """`record`, given the view's identity and `facts(view)`."""
+        k = self._refs.add(ref)
         if k == len(self._start):
             for column in (self._service, self._person, self._start, self._end):
                 column.append(0)
@@ -76,29 +83,19 @@ class IncidentInputs:
             self._debriefs.extend([_NOT_HELD] * _TIMED)
         else:
             self._debriefs[_TIMED * k : _TIMED * k + _TIMED] = array("q", [_NOT_HELD] * _TIMED)
-        s = self._streams.add(view.stream)
+        s = self._streams.add(stream)
         if s == len(self._incident_of_stream):
             self._incident_of_stream.append(k)
         else:
             self._incident_of_stream[s] = k
-        self._service[k] = self._number(view.service_id)
-        self._person[k] = self._number(view.person_id)
-        self.correct(k, view)
+        self._service[k] = self._number(service)
+        self._person[k] = self._number(person)
+        self.correct_facts(k, of)
 
     def find(self, stream: str) -> int | None:
         """The incident a stream records, if its `incident.recorded` was folded."""
         s = self._streams.find(stream)
         return None if s is None else self._incident_of_stream[s]
-
-    def stand_in(self, k: int, like: IncidentView) -> IncidentView:
-        """`like` with incident k's identity (ref, service, person): what the fold's
-        handlers can apply a later event of incident k to."""
-        return replace(
-            like,
-            ref=self._refs[k],
-            service_id=self._named[self._service[k]],
-            person_id=self._named[self._person[k]],
-        )
 
     def _number(self, name: str) -> int:
         n = self._names.setdefault(name, len(self._named))
@@ -108,22 +105,31 @@ class IncidentInputs:
 
     def correct(self, k: int, view: IncidentView) -> None:
         """Incident k's facts and coverage are now those of `view` (its debriefs stay)."""
-        self._start[k] = _us(view.start)
-        self._end[k] = _us(view.end)
-        self._minutes[k] = view.minutes
-        self._prone_minutes[k] = view.prone_minutes  # 0 unless prone: see tallies()
-        self._interventions[k] = len(view.interventions)
-        self._injuries[k] = len(view.injuries)
-        self._flags[k] = _PLANNED * view.planned | _PRONE * view.prone
+        self.correct_facts(k, facts(view))
+
+    def correct_facts(self, k: int, of: Facts) -> None:
+        (
+            self._start[k],
+            self._end[k],
+            self._minutes[k],
+            self._prone_minutes[k],  # 0 unless prone: see tallies()
+            self._interventions[k],
+            self._injuries[k],
+            self._flags[k],
+        ) = of
 
     def debrief_held(self, k: int, kind: DebriefType, at: datetime) -> None:
         """A debrief of incident k held at `at` (each timed kind keeps its first)."""
-        for n, timed in enumerate(TIMED_DEBRIEFS):
-            if kind is timed:  # `is`, as first_debrief_after_end matches kinds
-                at_n = _TIMED * k + n
-                held = _us(at)
-                if self._debriefs[at_n] == _NOT_HELD or held < self._debriefs[at_n]:
-                    self._debriefs[at_n] = held
+        n = timed_kind(kind)
+        if n is not None:
+            self.timed_debrief_held(k, n, at)
+
+    def timed_debrief_held(self, k: int, n: int, at: datetime) -> None:
+        """A debrief of timed kind n (`timed_kind`) of incident k held at `at`."""
+        at_n = _TIMED * k + n
+        held = _us(at)
+        if self._debriefs[at_n] == _NOT_HELD or held < self._debriefs[at_n]:
+            self._debriefs[at_n] = held
 
     def days(self) -> tuple[date, date] | None:
         """The UTC dates of the first and last incident starts (None without incidents)."""
@@ -185,6 +191,27 @@ class IncidentInputs:
         for (service_key, month), tally in tallies.items():
             by_service[service_key].append((month, tally))
         return by_service
+
+
+def facts(view: IncidentView) -> Facts:
+    """What the metrics read of an incident's facts and coverage."""
+    return (
+        _us(view.start),
+        _us(view.end),
+        view.minutes,
+        view.prone_minutes,
+        len(view.interventions),
+        len(view.injuries),
+        _PLANNED * view.planned | _PRONE * view.prone,
+    )
+
+
+def timed_kind(kind: DebriefType) -> int | None:
+    """The position of a debrief kind in TIMED_DEBRIEFS, if it is timed."""
+    for n, timed in enumerate(TIMED_DEBRIEFS):
+        if kind is timed:  # `is`, as first_debrief_after_end matches kinds
+            return n
+    return None
 
 
 def _day(us: int) -> date:
