@@ -52,7 +52,8 @@ from ledger.envelope import (
 )
 from ledger.errors import LedgerError, ValidationError, VerificationError
 from ledger.keys import verify_signature
-from ledger.stream_state import StreamHeads
+from ledger.spill import SpilledRecords
+from ledger.stream_state import StreamHeads, StreamNumbers
 from ledger.verify import EventChecker, Report, split_after_actor_events
 
 FORMAT = "calm-ledger-bundle/v1"
@@ -105,13 +106,17 @@ class EventFold(Protocol):
     (worker processes are sent it by name), run on each event whose data verified, returning
     something small to pickle, None for nothing to fold, or NEEDS_EVENT; `add_prepared`
     folds its result in leaf order. Calling the fold with an event must do what
-    `add_prepared(prepare(header, data))` does (NEEDS_EVENT: the fold's own way)."""
+    `add_prepared(prepare(header, data))` does (NEEDS_EVENT: the fold's own way).
+    `share_streams` gives it the chain check's stream numbering, before the first event,
+    for it to find streams by rather than keep a table of their ids."""
 
     prepare: Callable[[Header, bytes], object]
 
     def __call__(self, header: Header, data: bytes | None) -> None: ...
 
     def add_prepared(self, prepared: object) -> None: ...
+
+    def share_streams(self, streams: StreamNumbers) -> None: ...
 
 
 class Disclosure(StrEnum):
@@ -512,30 +517,31 @@ class BundleVerification:
 
 
 _SKIPPED, _HEADER, _DATA = 0, 1, 2  # what VerifiedEvents yields for a line
+_LINE_RECORD = struct.Struct("<B16s")  # a line's kind and digest
 
 
 class VerifiedEvents(Sequence[tuple[Header, bytes | None]]):
     """`BundleVerification.events` for a bundle file, kept flat in memory: each pass reads
     entries.jsonl again instead of holding millions of entries. Per line it keeps what to
-    yield and a 16-byte digest, and a line read again must be the line verified (else
-    VerificationError), so a file changed after verification is never taken as verified."""
+    yield and a 16-byte digest (in a temporary file but for the newest: `SpilledRecords`),
+    and a line read again must be the line verified (else VerificationError), so a file
+    changed after verification is never taken as verified."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._kinds = bytearray()  # per line verified: _SKIPPED, _HEADER or _DATA
-        self._digests = bytearray()
+        # Per line verified: _SKIPPED, _HEADER or _DATA, and its digest.
+        self._lines = SpilledRecords(_LINE_RECORD)
         self._count = 0
 
     def add(self, line: bytes, fed: tuple[Header, bytes | None] | None) -> None:
         """Record the line just verified and what the checker made of it."""
-        self._kinds.append(_SKIPPED if fed is None else _HEADER if fed[1] is None else _DATA)
-        self._digests += line_digest(line)
+        kind = _SKIPPED if fed is None else _HEADER if fed[1] is None else _DATA
+        self._lines.append(kind, line_digest(line))
         self._count += fed is not None
 
     def add_digest(self, with_data: bool, digest: bytes) -> None:
         """`add` for a line whose header parsed, given `line_digest(line)`."""
-        self._kinds.append(_DATA if with_data else _HEADER)
-        self._digests += digest
+        self._lines.append(_DATA if with_data else _HEADER, digest)
         self._count += 1
 
     def __len__(self) -> int:
@@ -545,9 +551,9 @@ class VerifiedEvents(Sequence[tuple[Header, bytes | None]]):
         try:
             with zipfile.ZipFile(self.path) as z, z.open("entries.jsonl") as raw:
                 lines = _read_lines(raw)
-                for i, kind in enumerate(self._kinds):
+                for kind, digest in self._lines:
                     line = next(lines, b"")[:-1]  # a line gone reads as empty: never verified
-                    if line_digest(line) != self._digests[16 * i : 16 * i + 16]:
+                    if line_digest(line) != digest:
                         raise VerificationError(
                             f"{self.path} changed since it was verified", step="bundle"
                         )
@@ -837,6 +843,8 @@ def _verify(
     _check_consistency(r, reader, m, cp, previous, trusted, left)
     # 5-11. every entry, in order; the root recomputed from the left border and the leaves
     checker = BundleChecker(r, log_public_key=trusted.public_key, manifest=m)
+    if isinstance(on_event, EventFold):
+        on_event.share_streams(checker.streams)
     context = _check_context(r, reader, checker, cp)
     _check_entries(r, reader, checker, cp, m, left, result, context, on_event, workers)
     if m.first == m.size:

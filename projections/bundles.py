@@ -21,6 +21,7 @@ from ledger.bundle import NEEDS_EVENT, BundleReader, BundleVerification, Entry
 from ledger.envelope import Header, parse_header
 from ledger.errors import LedgerError, VerificationError
 from ledger.mapper import build_event, sealed_as_none
+from ledger.stream_state import StreamNumbers
 from projections.disclosure import MHSDS, DisclosureProfile, protect_rows
 from projections.fold import apply
 from projections.incident_inputs import IncidentInputs, facts, timed_kind
@@ -211,6 +212,9 @@ class MetricsFold:
 
     def __call__(self, header: Header, data: bytes | None) -> None:
         self.add(header, data)
+
+    def share_streams(self, streams: StreamNumbers) -> None:
+        self.incidents.share_streams(streams)
 
     def add(self, header: Header, data: bytes | None) -> None:
         if data is None:

@@ -502,9 +502,9 @@ def outcome(bundle: Bundle, path: Path, *, with_previous: bool, workers: int) ->
             on_event=fold,
             workers=workers,
         )
+        check_bundle_metrics(path, result, fold)
     except (LedgerError, DomainError) as e:
         return ("refused", type(e).__name__, str(e))
-    check_bundle_metrics(path, result, fold)
     r = result.report
     return r.failures, r.passed, r.notes, list(result.events), fold.metrics(), fold.problems
 
