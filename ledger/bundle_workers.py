@@ -64,6 +64,7 @@ from ledger.verify import Report
 # §9.6); `verify_bundle(workers=N)` uses N workers whatever the size.
 MIN_ENTRIES = 20_000
 CHUNK_LINES = 1000  # lines a task: ~1.8 MB sent (an incident line is ~1.8 KB), ~0.1 s of work
+FIRST_CHUNK_LINES = 100  # checked alone, for the keys its enrolments name: short, so soon in
 NAME = "entries.jsonl"
 _HASHES = 80  # bytes a line in a chunk's hashes: header digest, leaf hash, line digest
 
@@ -271,7 +272,7 @@ class EntryRun:
     def _run(self, reader: BundleReader, pool: ProcessPoolExecutor | None, workers: int) -> bool:
         pending: deque[_Pending] = deque()
         ahead = 1  # until the first chunk is in: its enrolments name the next chunks' keys
-        chunks = _chunks(reader.raw_lines(NAME), CHUNK_LINES)
+        chunks = _chunks(reader.raw_lines(NAME), CHUNK_LINES, FIRST_CHUNK_LINES)
         while True:
             try:
                 chunk = next(chunks, None)
@@ -414,15 +415,18 @@ def _pool(workers: int, settings: Settings) -> ProcessPoolExecutor | None:
         return None
 
 
-def _chunks(lines: Iterator[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
-    """Lines in chunks. A line that cannot be read ends the last chunk before it is raised."""
+def _chunks(
+    lines: Iterator[tuple[int, bytes]], size: int, first: int
+) -> Iterator[list[tuple[int, bytes]]]:
+    """Lines in chunks of `size` (the first of `first`). A line that cannot be read ends the
+    last chunk before it is raised."""
     chunk: list[tuple[int, bytes]] = []
     try:
         for line in lines:
             chunk.append(line)
-            if len(chunk) == size:
+            if len(chunk) == first:
                 yield chunk
-                chunk = []
+                chunk, first = [], size
     except Malformed:
         if chunk:
             yield chunk

@@ -520,7 +520,10 @@ def test_a_mutant_gets_the_same_report_with_worker_processes(
     path = bundle.write(members, raw)
     with_previous = data.draw(st.booleans())
     alone = outcome(bundle, path, with_previous=with_previous, workers=0)
-    with patch.object(bundle_workers, "CHUNK_LINES", 2):
+    with (
+        patch.object(bundle_workers, "CHUNK_LINES", 2),
+        patch.object(bundle_workers, "FIRST_CHUNK_LINES", 1),
+    ):
         assert outcome(bundle, path, with_previous=with_previous, workers=2) == alone
 
 

@@ -47,8 +47,13 @@ def bundle(history: Ledger, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def tiny_chunks() -> Iterator[None]:
-    """Chunks of three lines, and records written out to their files two at a time."""
-    with patch.object(bundle_workers, "CHUNK_LINES", 3), patch.object(spill, "_BLOCK", 2):
+    """Chunks of three lines (the first of two), and records written out to their files two
+    at a time."""
+    with (
+        patch.object(bundle_workers, "CHUNK_LINES", 3),
+        patch.object(bundle_workers, "FIRST_CHUNK_LINES", 2),
+        patch.object(spill, "_BLOCK", 2),
+    ):
         yield
 
 
@@ -244,6 +249,7 @@ def test_a_worker_that_dies_leaves_the_report_as_it_was(
 
     with (
         patch.object(bundle_workers, "CHUNK_LINES", 3),
+        patch.object(bundle_workers, "FIRST_CHUNK_LINES", 3),
         patch.object(bundle_workers, "_work", dies_on_the_third),
     ):
         assert outcome(tampered, vkey(history), workers=2) == alone
