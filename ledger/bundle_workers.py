@@ -23,6 +23,7 @@ import base64
 import hashlib
 import multiprocessing
 import os
+import signal
 import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -108,6 +109,8 @@ _settings: Settings | None = None
 def _start_worker(settings: Settings) -> None:
     global _settings
     _settings = settings
+    # Ctrl-C is the main process's to handle: it stops the pool (no traceback from here).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _work(keys: Keys, lines: list[bytes]) -> ChunkResult:
