@@ -104,7 +104,9 @@ def main() -> None:
                     if not wide.exists():
                         widen(directory, bundle, wide, args.copies)
                     bundle = wide
-                    size = BundleReader(bundle).manifest.size
+                    reader = BundleReader(bundle)
+                    size = reader.manifest.size
+                    reader.close()
                 rows[:0] = [
                     ("events", f"{size:,}", ""),
                     ("bundle size, MiB", f"{bundle.stat().st_size / 2**20:,.1f}", ""),
