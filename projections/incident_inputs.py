@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from array import array
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from domain.vocabulary import DebriefType
@@ -79,6 +79,12 @@ class IncidentInputs:
         if len(self._records):
             raise ValueError("stream numbering is chosen before the first incident")
         self._streams = streams
+
+    def stop_finding(self) -> None:
+        """No more events come: the figures need no stream, so the stream numbers (the
+        chain check's, if shared: ~70 bytes a stream) can go before they are worked out."""
+        self._streams = PackedStrings()
+        self._incident_of_stream = array("i")
 
     def record(self, view: IncidentView) -> None:
         """`incident.recorded`: the view the fold makes of it (which, like the fold, replaces
@@ -153,7 +159,10 @@ class IncidentInputs:
         duration divided is +0.0 at least), and a 0.0 anywhere makes it a float. So zeros
         are added as met, and the non-zero prone minutes afterwards, in (start, ref) order."""
         tallies: dict[tuple[str | None, date], Tally] = {}
-        prone: dict[tuple[str | None, date], list[tuple[int, int, float]]] = defaultdict(list)
+        # The incidents with prone minutes (their start, number and minutes), and which of
+        # them each tally has: flat, since every incident of a log may be one.
+        prone_start, prone_k, prone_of = array("q"), array("q"), array("d")
+        prone: dict[tuple[str | None, date], array[int]] = defaultdict(lambda: array("q"))
         names = self._named
         floats: dict[float, float] = {}  # one object per distinct value (none is -0.0)
         for k, record in enumerate(self._records):
@@ -167,6 +176,10 @@ class IncidentInputs:
             # The view's prone_minutes is a sum over its prone interventions: a float if
             # there is one, else the int 0 (which keeps a period without prone time an int).
             prone_minutes: float = prone_m if flags & _PRONE else 0
+            if prone_minutes:
+                prone_start.append(start)
+                prone_k.append(k)
+                prone_of.append(prone_minutes)
             held = record[_HELD:]
             for key in ((None, month), (service, month)):
                 tally = tallies.get(key)
@@ -180,19 +193,39 @@ class IncidentInputs:
                 tally.injuries += injuries
                 tally.prone += bool(flags & _PRONE)
                 if prone_minutes:
-                    prone[key].append((start, k, prone_minutes))
+                    prone[key].append(len(prone_k) - 1)
                 else:
                     tally.prone_minutes.append(prone_minutes)
                 for n, limit in enumerate(limits_us):
                     if held[n] != _NOT_HELD and held[n] - end <= limit:
                         tally.on_time[n] += 1
         for tallied, terms in prone.items():
-            terms.sort(key=lambda t: (t[0], self._refs[t[1]]))  # as State.incidents_of
-            tallies[tallied].prone_minutes += [minutes for _, _, minutes in terms]
+            ordered = self._by_start_and_ref(terms, prone_start, prone_k)
+            tallies[tallied].prone_minutes += [prone_of[j] for j in ordered]
         by_service: dict[str | None, list[tuple[date, Tally]]] = defaultdict(list)
         for (service_key, month), tally in tallies.items():
             by_service[service_key].append((month, tally))
         return by_service
+
+    def _by_start_and_ref(self, terms: array[int], start: array[int], k: array[int]) -> list[int]:
+        """The terms in (start, ref) order, as State.incidents_of orders incidents: by
+        start (ints, cheap to sort), then each run of equal starts by ref (refs are
+        unique, so the order is total)."""
+        order = sorted(terms, key=start.__getitem__)
+        return _sorted_runs(order, start, lambda j: self._refs[k[j]])
+
+
+def _sorted_runs(order: list[int], start: array[int], tie_break: Callable[[int], str]) -> list[int]:
+    """`order` (sorted by start) with each run of equal starts sorted by `tie_break`."""
+    result: list[int] = []
+    i = 0
+    while i < len(order):
+        j = i + 1
+        while j < len(order) and start[order[j]] == start[order[i]]:
+            j += 1
+        result += order[i:j] if j == i + 1 else sorted(order[i:j], key=tie_break)
+        i = j
+    return result
 
 
 def facts(view: IncidentView) -> Facts:
