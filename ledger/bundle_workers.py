@@ -66,6 +66,9 @@ from ledger.verify import Report
 # workers were 1.15-1.5x faster on a loaded machine (docs/benchmarks.md §9.6).
 # `verify_bundle(workers=N)` uses N workers whatever the size.
 MIN_ENTRIES = 5_000
+# More would wait on the main process (its ordered part is ~1/5 of a worker's work an
+# entry) and hold more chunks in flight (two a worker, ~1.8 MB each).
+MAX_WORKERS = 4
 CHUNK_LINES = 1000  # lines a task: ~1.8 MB sent (an incident line is ~1.8 KB), ~0.1 s of work
 FIRST_CHUNK_LINES = 100  # checked alone, for the keys its enrolments name: short, so soon in
 NAME = "entries.jsonl"
@@ -83,7 +86,8 @@ def worker_count(entries: int, asked: int | None) -> int:
     if asked is not None:
         return max(0, asked)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (cpus or 1) if (cpus or 1) > 1 and entries >= MIN_ENTRIES else 0
+    cpus = min(cpus or 1, MAX_WORKERS)
+    return cpus if cpus > 1 and entries >= MIN_ENTRIES else 0
 
 
 @dataclass(frozen=True)
