@@ -67,7 +67,7 @@ from ledger.verify import Report
 # `verify_bundle(workers=N)` uses N workers whatever the size.
 MIN_ENTRIES = 5_000
 # More would wait on the main process (its ordered part is ~1/5 of a worker's work an
-# entry) and hold more chunks in flight (two a worker, ~1.8 MB each).
+# entry) and hold more chunks in flight (two a worker, ~0.9 MB each).
 MAX_WORKERS = 4
 CHUNK_LINES = 500  # lines a task: ~0.9 MB sent (an incident line is ~1.8 KB), ~50 ms of work
 FIRST_CHUNK_LINES = 100  # checked alone, for the keys its enrolments name: short, so soon in
