@@ -116,7 +116,7 @@ def _verify(
         previous_checkpoint=read_text_file(previous) if previous else None,
         witness_keys=witnesses,
         witness_quorum=quorum,
-        on_event=fold.add,
+        on_event=fold,  # an EventFold: worker processes decode the events for it
     )
     check_bundle_metrics(file, result, fold)
     return result

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, overload
+from typing import IO, Any, Protocol, overload, runtime_checkable
 
 import orjson
 
@@ -52,7 +52,8 @@ from ledger.envelope import (
 )
 from ledger.errors import LedgerError, ValidationError, VerificationError
 from ledger.keys import verify_signature
-from ledger.stream_state import StreamHeads
+from ledger.spill import SpilledRecords
+from ledger.stream_state import StreamHeads, StreamNumbers
 from ledger.verify import EventChecker, Report, split_after_actor_events
 
 FORMAT = "calm-ledger-bundle/v1"
@@ -90,9 +91,32 @@ BUNDLE_CHECKS = (
 )
 _Line = tuple[bytes, "Entry"]  # a line of entries.jsonl and the entry it holds
 OnEvent = Callable[[Header, "bytes | None"], None]  # a verified event and its data if shown
+# What `EventFold.prepare` returns for an event it can only fold whole, in the main process.
+NEEDS_EVENT = "needs the event"
 ENTRY_BATCH = 1024  # entries read ahead: one parallel signature check each, memory flat
 # EventChecker's check names → the bundle checklist's.
 _RENAME = {"envelopes parse": "parse", "origin": "parse"}
+
+
+@runtime_checkable
+class EventFold(Protocol):
+    """An `on_event` that splits its work so that worker processes can do most of it.
+
+    `prepare(header, data)` is the part that needs no earlier event: a module-level function
+    (worker processes are sent it by name), run on each event whose data verified, returning
+    something small to pickle, None for nothing to fold, or NEEDS_EVENT; `add_prepared`
+    folds its result in leaf order. Calling the fold with an event must do what
+    `add_prepared(prepare(header, data))` does (NEEDS_EVENT: the fold's own way).
+    `share_streams` gives it the chain check's stream numbering, before the first event,
+    for it to find streams by rather than keep a table of their ids."""
+
+    prepare: Callable[[Header, bytes], object]
+
+    def __call__(self, header: Header, data: bytes | None) -> None: ...
+
+    def add_prepared(self, prepared: object) -> None: ...
+
+    def share_streams(self, streams: StreamNumbers) -> None: ...
 
 
 class Disclosure(StrEnum):
@@ -291,6 +315,12 @@ class BundleReader:
 
     def entry_lines(self, name: str = "entries.jsonl") -> Iterator[tuple[bytes, Entry]]:
         """Each line (without its newline) and the entry it holds, checked as it is read."""
+        for number, line in self.raw_lines(name):
+            yield line, entry_as_read(line, name, number)
+
+    def raw_lines(self, name: str = "entries.jsonl") -> Iterator[tuple[int, bytes]]:
+        """Each line's number (from 1) and its bytes without the newline, refused as it is
+        read if too long or unterminated; the entry it holds is not parsed."""
         if name not in self.zip.namelist():
             return
         number = 0
@@ -302,7 +332,7 @@ class BundleReader:
                         raise Malformed(f"{name} line {number} is too long")
                     if not line.endswith(b"\n"):
                         raise Malformed(f"{name} line {number} does not end with a newline")
-                    yield line[:-1], _entry(line[:-1], f"{name} line {number}")
+                    yield number, line[:-1]
         except _ZIP_ERRORS as e:
             raise Malformed(f"{name} cannot be read from the zip: {e}") from None
 
@@ -325,6 +355,14 @@ class BundleReader:
 
     def close(self) -> None:
         self.zip.close()
+
+
+def entry_as_read(line: bytes, name: str, number: int) -> Entry:
+    """The entry of line `number` of member `name`, or Malformed as reading it refuses it."""
+    try:
+        return _entry(line, f"{name} line {number}")
+    except _ZIP_ERRORS as e:  # as a failure while reading the member (ValueError: not Malformed)
+        raise Malformed(f"{name} cannot be read from the zip: {e}") from None
 
 
 def _read_lines(raw: IO[bytes], block: int = 1 << 20) -> Iterator[bytes]:
@@ -479,25 +517,32 @@ class BundleVerification:
 
 
 _SKIPPED, _HEADER, _DATA = 0, 1, 2  # what VerifiedEvents yields for a line
+_LINE_RECORD = struct.Struct("<B16s")  # a line's kind and digest
 
 
 class VerifiedEvents(Sequence[tuple[Header, bytes | None]]):
     """`BundleVerification.events` for a bundle file, kept flat in memory: each pass reads
     entries.jsonl again instead of holding millions of entries. Per line it keeps what to
-    yield and a 16-byte digest, and a line read again must be the line verified (else
-    VerificationError), so a file changed after verification is never taken as verified."""
+    yield and a 16-byte digest (in a temporary file but for the newest: `SpilledRecords`),
+    and a line read again must be the line verified (else VerificationError), so a file
+    changed after verification is never taken as verified."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._kinds = bytearray()  # per line verified: _SKIPPED, _HEADER or _DATA
-        self._digests = bytearray()
+        # Per line verified: _SKIPPED, _HEADER or _DATA, and its digest.
+        self._lines = SpilledRecords(_LINE_RECORD)
         self._count = 0
 
     def add(self, line: bytes, fed: tuple[Header, bytes | None] | None) -> None:
         """Record the line just verified and what the checker made of it."""
-        self._kinds.append(_SKIPPED if fed is None else _HEADER if fed[1] is None else _DATA)
-        self._digests += _line_digest(line)
+        kind = _SKIPPED if fed is None else _HEADER if fed[1] is None else _DATA
+        self._lines.append(kind, line_digest(line))
         self._count += fed is not None
+
+    def add_digest(self, with_data: bool, digest: bytes) -> None:
+        """`add` for a line whose header parsed, given `line_digest(line)`."""
+        self._lines.append(_DATA if with_data else _HEADER, digest)
+        self._count += 1
 
     def __len__(self) -> int:
         return self._count
@@ -506,14 +551,14 @@ class VerifiedEvents(Sequence[tuple[Header, bytes | None]]):
         try:
             with zipfile.ZipFile(self.path) as z, z.open("entries.jsonl") as raw:
                 lines = _read_lines(raw)
-                for i, kind in enumerate(self._kinds):
+                for kind, digest in self._lines:
                     line = next(lines, b"")[:-1]  # a line gone reads as empty: never verified
-                    if _line_digest(line) != self._digests[16 * i : 16 * i + 16]:
+                    if line_digest(line) != digest:
                         raise VerificationError(
                             f"{self.path} changed since it was verified", step="bundle"
                         )
                     if kind != _SKIPPED:
-                        yield _verified_event(line, kind == _DATA)
+                        yield verified_event(line, kind == _DATA)
         except _ZIP_ERRORS as e:
             raise VerificationError(f"{self.path} cannot be read again: {e}") from None
 
@@ -537,11 +582,11 @@ class VerifiedEvents(Sequence[tuple[Header, bytes | None]]):
         return next(islice(self, position, None))
 
 
-def _line_digest(line: bytes) -> bytes:
+def line_digest(line: bytes) -> bytes:
     return hashlib.blake2b(line, digest_size=16).digest()
 
 
-def _verified_event(line: bytes, with_data: bool) -> tuple[Header, bytes | None]:
+def verified_event(line: bytes, with_data: bool) -> tuple[Header, bytes | None]:
     """An entries.jsonl line already verified: its form needs no second check."""
     raw = orjson.loads(line)
     data = base64.b64decode(raw["data"]) if with_data else None
@@ -564,8 +609,7 @@ class BundleChecker(EventChecker):
     def __init__(self, report: Report, *, log_public_key: bytes, manifest: Manifest) -> None:
         super().__init__(report, origin=manifest.origin, log_public_key=log_public_key)
         self.first = manifest.first
-        self.disclosure = manifest.disclosure
-        self.scope = frozenset(manifest.scope)
+        self.shown = ShownCheck(report, manifest.disclosure, frozenset(manifest.scope))
         # Each range entry may start a stream: size the table for that many at once.
         self.streams = StreamHeads(expected=manifest.size - manifest.first)
 
@@ -586,7 +630,7 @@ class BundleChecker(EventChecker):
         signed_ok = self._check_signature(where, header, entry.signature)
         permitted = signed_ok and self._check_signer(where, header)
         self._check_chain(where, header)
-        data_ok = self._check_entry_data(where, header, entry)
+        data_ok = self.shown.check(where, header, entry)
         # Only actor events change state (the test is _apply_actor_event's own): the envelope
         # is built for them alone, not for every entry.
         if permitted and data_ok and entry.data is not None and header.type.startswith("actor."):
@@ -596,9 +640,47 @@ class BundleChecker(EventChecker):
     def began_earlier(self, header: Header) -> bool:
         """A bundle that starts past leaf 0 may hold a stream's later events only: its
         earlier links were in earlier exports."""
-        return self.first > 0 and header.version > 1
+        return self._began_earlier(header.version)
 
-    def _check_entry_data(self, where: str, header: Header, entry: Entry) -> bool:
+    def _began_earlier(self, version: int) -> bool:
+        return self.first > 0 and version > 1
+
+    def _check_chain(self, where: str, header: Header) -> None:
+        self.check_chain(where, header.stream, header.version, header.prev, header.digest)
+
+    def check_chain(
+        self, where: str, stream: str, version: int, prev: str | None, digest: bytes
+    ) -> None:
+        """EventChecker's chain check, from the header's fields (the worker processes send
+        these, not headers: tests/test_bundles.py checks both fail alike)."""
+        last = self.streams.replace(stream, version, digest)
+        if last is None and self._began_earlier(version):
+            self.report.ok("stream chains")
+            return
+        expected_version = 1 if last is None else last[0] + 1
+        expected_prev = None if last is None else last[1].hex()
+        if version != expected_version:
+            self.report.fail(
+                "stream chains", where, f"version {version}, expected {expected_version}"
+            )
+        elif prev != expected_prev:
+            self.report.fail("stream chains", where, "previous-envelope hash does not match")
+        else:
+            self.report.ok("stream chains")
+
+
+class ShownCheck:
+    """Checks 9 and 10 of one entry: its data digest, and that what it shows is what the
+    manifest's level and scope allow. Needs nothing from earlier entries, so the worker
+    processes run it too (`ledger.bundle_workers`)."""
+
+    def __init__(self, report: Report, disclosure: Disclosure, scope: frozenset[str]) -> None:
+        self.report = report
+        self.disclosure = disclosure
+        self.scope = scope
+
+    def check(self, where: str, header: Header, entry: Entry) -> bool:
+        """Whether the data (if shown) matches the signed digest."""
         r = self.report
         if entry.data is None:
             if entry.disclosures is not None:
@@ -685,18 +767,30 @@ def verify_bundle(
     witness_keys: Sequence[note.NoteVerifierKey] = (),
     witness_quorum: int = 0,
     on_event: OnEvent | None = None,
+    workers: int | None = None,
 ) -> BundleVerification:
     """The numbered checklist of DESIGN §9 over one bundle; metrics are checked by the caller
     (they are a projection). Raises Malformed for an unreadable bundle.
 
     `on_event` is given each event `BundleVerification.events` will hold, as it is checked:
-    the metrics fold in the same pass, rather than reading every entry again after."""
+    the metrics fold in the same pass, rather than reading every entry again after (an
+    `EventFold` has worker processes do its per-event part). `workers`: how many worker
+    processes check the entries (`ledger.bundle_workers`); 0: all in this process; None:
+    one a CPU, for a bundle of at least `bundle_workers.MIN_ENTRIES` entries. The report
+    is the same either way."""
     report = _Renaming(checks=BUNDLE_CHECKS)
     result = BundleVerification(report, events=VerifiedEvents(path))
     reader = BundleReader(path)
     try:
         _verify(
-            reader, result, trusted_key, previous_checkpoint, witness_keys, witness_quorum, on_event
+            reader,
+            result,
+            trusted_key,
+            previous_checkpoint,
+            witness_keys,
+            witness_quorum,
+            on_event,
+            workers,
         )
     finally:
         reader.close()
@@ -711,6 +805,7 @@ def _verify(
     witnesses: Sequence[note.NoteVerifierKey],
     quorum: int,
     on_event: OnEvent | None,
+    workers: int | None,
 ) -> None:
     r = result.report
     m = result.manifest = reader.manifest
@@ -748,8 +843,10 @@ def _verify(
     _check_consistency(r, reader, m, cp, previous, trusted, left)
     # 5-11. every entry, in order; the root recomputed from the left border and the leaves
     checker = BundleChecker(r, log_public_key=trusted.public_key, manifest=m)
+    if isinstance(on_event, EventFold):
+        on_event.share_streams(checker.streams)
     context = _check_context(r, reader, checker, cp)
-    _check_entries(r, reader, checker, cp, m, left, result, context, on_event)
+    _check_entries(r, reader, checker, cp, m, left, result, context, on_event, workers)
     if m.first == m.size:
         r.notes["completeness"] = "the bundle's range is empty: nothing to verify"
         r.fail("completeness", "manifest.json", "empty range: this bundle proves nothing")
@@ -874,13 +971,35 @@ def _check_entries(
     result: BundleVerification,
     context: int,
     on_event: OnEvent | None,
+    workers: int | None,
 ) -> None:
     if len(left) != m.first.bit_count():
         r.fail("inclusion", "left-border.txt", f"not the border of a tree of size {m.first}")
         return
-    seen = _Range(m.first, [bytes(h) for h in left], {"context": context})
+    seen = RangeSeen(m.first, [bytes(h) for h in left], {"context": context})
     events = result.events
     assert isinstance(events, VerifiedEvents)
+    from ledger import bundle_workers  # it builds on this module
+
+    processes = bundle_workers.worker_count(m.size - m.first, workers)
+    if processes:
+        run = bundle_workers.EntryRun(r, checker, seen, events, on_event)
+        if not run.check(reader, processes):
+            return
+    elif not _check_in_process(r, reader, checker, seen, events, on_event):
+        return
+    _check_range_end(r, cp, m, seen)
+
+
+def _check_in_process(
+    r: Report,
+    reader: BundleReader,
+    checker: BundleChecker,
+    seen: RangeSeen,
+    events: VerifiedEvents,
+    on_event: OnEvent | None,
+) -> bool:
+    """Every entry in leaf order, in this process; False if the run ended at one."""
     for batch in _batches(reader.entry_lines(), ENTRY_BATCH):
         headers = [parse_entry_header(entry) for _, entry in batch]
         parsed = [h if isinstance(h, Header) else None for h in headers]
@@ -888,13 +1007,34 @@ def _check_entries(
             signed = zip(parsed[part], batch[part], strict=True)
             checker.preverify((h, e.signature) for h, (_, e) in signed if h)
             for (line, entry), header in zip(batch[part], headers[part], strict=True):
-                if not _in_order(r, entry, seen.expected):
-                    return
-                fed = checker.feed_entry(f"leaf {entry.leaf}", entry, header)
-                events.add(line, fed)
-                if fed is not None and on_event is not None:
-                    on_event(*fed)
-                seen.add(entry)
+                if not check_entry(r, checker, seen, events, on_event, line, entry, header):
+                    return False
+    return True
+
+
+def check_entry(
+    r: Report,
+    checker: BundleChecker,
+    seen: RangeSeen,
+    events: VerifiedEvents,
+    on_event: OnEvent | None,
+    line: bytes,
+    entry: Entry,
+    header: Header | LedgerError | None = None,
+) -> bool:
+    """One range entry, after every earlier one; False if the run ends here."""
+    if not _in_order(r, entry, seen.expected):
+        return False
+    fed = checker.feed_entry(f"leaf {entry.leaf}", entry, header)
+    events.add(line, fed)
+    if fed is not None and on_event is not None:
+        on_event(*fed)
+    seen.add(entry)
+    return True
+
+
+def _check_range_end(r: Report, cp: note.Checkpoint, m: Manifest, seen: RangeSeen) -> None:
+    """After the last entry: none missing, the counts, and the root rebuilt."""
     expected, border, counts = seen.expected, seen.border, seen.counts
     if expected != m.size:
         r.fail("completeness", "entries.jsonl", f"{m.size - expected} leaves missing at the end")
@@ -926,7 +1066,7 @@ def _in_order(r: Report, entry: Entry, expected: int) -> bool:
 
 
 @dataclass
-class _Range:
+class RangeSeen:
     """The range's entries seen so far: the next leaf, the right border, the counts."""
 
     expected: int
@@ -963,9 +1103,13 @@ def _batches(entries: Iterator[_Line], size: int) -> Iterator[list[_Line]]:
 
 
 def _append_leaf(border: list[bytes], n: int, leaf_input: bytes) -> None:
-    """Append leaf `n` to the right border of the tree of `n` leaves, in place (§9.4):
-    each trailing 1 bit of n closes a subtree. Plain bytes: this runs once per entry."""
-    node = hashlib.sha256(b"\x00" + leaf_input).digest()
+    append_leaf_hash(border, n, hashlib.sha256(b"\x00" + leaf_input).digest())
+
+
+def append_leaf_hash(border: list[bytes], n: int, node: bytes) -> None:
+    """Append leaf `n`, given its hash, to the right border of the tree of `n` leaves, in
+    place (§9.4): each trailing 1 bit of n closes a subtree. Plain bytes: this runs once
+    per entry."""
     while n & 1:
         node = hashlib.sha256(b"\x01" + border.pop() + node).digest()
         n >>= 1

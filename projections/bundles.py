@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,13 +16,15 @@ import orjson
 
 from domain.events import DomainEvent
 from domain.incidents import Incident
-from ledger.bundle import BundleReader, BundleVerification, Entry
+from domain.vocabulary import Reason
+from ledger.bundle import NEEDS_EVENT, BundleReader, BundleVerification, Entry
 from ledger.envelope import Header, parse_header
 from ledger.errors import LedgerError, VerificationError
 from ledger.mapper import build_event, sealed_as_none
+from ledger.stream_state import StreamNumbers
 from projections.disclosure import MHSDS, DisclosureProfile, protect_rows
 from projections.fold import apply
-from projections.incident_inputs import IncidentInputs
+from projections.incident_inputs import IncidentInputs, facts, timed_kind
 from projections.metrics import (
     DEFAULT_WINDOWS,
     PeriodMetrics,
@@ -116,37 +118,148 @@ def _metrics_document(
     }
 
 
+# What `prepare_metric_event` makes of an event: a tuple led by one of these.
+_PROBLEM, _RECORDED, _CORRECTED, _DEBRIEF = range(4)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def prepare_metric_event(header: Header, data: bytes) -> object:
+    """`MetricsFold`'s work on one event that needs no earlier event: decode it and, for an
+    incident, run the fold's handler; None if it changes no metric input, NEEDS_EVENT for
+    a service event (folded whole, in order). Small values only: verify-bundle's worker
+    processes send it back."""
+    if not feeds_metrics(header.type):
+        return None
+    if not header.type.startswith("incident."):
+        return NEEDS_EVENT
+    try:
+        return _incident_change(entry_event(header, data), header)
+    except (LedgerError, ValueError) as e:
+        return (_PROBLEM, _problem(header, e))
+
+
+def _problem(header: Header, e: Exception) -> str:
+    return f"stream {header.stream} v{header.version}: {e}"
+
+
+def _incident_change(event: DomainEvent, header: Header) -> object:
+    # By type name, as the fold dispatches: the classes of stored events need not be
+    # the very classes declared in domain.incidents.
+    if event.TYPE == Incident.Recorded.TYPE:
+        scratch = State()
+        apply(scratch, event, header.actor)
+        view = scratch.incidents[cast(Incident.Recorded, event).incident_ref]
+        return (_RECORDED, view.ref, view.stream, view.service_id, view.person_id, facts(view))
+    stream = str(event.originator_id)
+    if event.TYPE == Incident.Corrected.TYPE:
+        # A correction replaces every fact and the coverage: applied to a stand-in of the
+        # incident, what the metrics read of the result is the correction's alone.
+        before = _stand_in(stream)
+        scratch = State(incident_streams={stream: before.ref}, incidents={before.ref: before})
+        try:
+            apply(scratch, event, header.actor)
+        except (LedgerError, ValueError) as e:  # reported only if the incident is known
+            return (_CORRECTED, stream, None, _problem(header, e))
+        return (_CORRECTED, stream, scratch.incidents[before.ref], None)
+    if event.TYPE == Incident.DebriefHeld.TYPE:
+        held = cast(Incident.DebriefHeld, event)
+        n = timed_kind(held.debrief_type)
+        return None if n is None else (_DEBRIEF, stream, n, held.held_at)
+    return None
+
+
+def _stand_in(stream: str) -> IncidentView:
+    """An incident of this stream with no facts: what a correction is applied to."""
+    return IncidentView(
+        ref="",
+        stream=stream,
+        service_id="",
+        person_id="",
+        place="",
+        start=_EPOCH,
+        end=_EPOCH,
+        reason=next(iter(Reason)),
+        interventions=(),
+        injuries=(),
+        non_staff=(),
+        de_escalation=(),
+        part_of_care_plan=False,
+        authorisation_id=None,
+        coverage="",
+        recorded_at=_EPOCH,
+        recorded_by="",
+    )
+
+
 class MetricsFold:
     """What check 12 and the exporter fold a bundle's entries into for its metrics: the
     services and occupancy as the fold makes them (a few views), and each incident as its
     packed metric inputs (`IncidentInputs`, ~180 bytes) instead of a whole view (~1.4 KB),
     so a bundle of 10^6 incidents fits in memory. Each incident event still goes through the
-    fold's own handler (on a stand-in of the incident), so the figures are `bundle_metrics`'
-    over the whole fold (tests/test_bundles.py compares them)."""
+    fold's own handler (a correction on a stand-in of the incident), so the figures are
+    `bundle_metrics`' over the whole fold (tests/test_bundles.py compares them).
+
+    An `ledger.bundle.EventFold`: `prepare_metric_event` does an event's decoding and its
+    handler, which need no earlier event, in verify-bundle's worker processes;
+    `add_prepared` applies the result to the incident it names, in leaf order."""
+
+    prepare = staticmethod(prepare_metric_event)
 
     def __init__(self) -> None:
         self.state = State()  # services and occupancy: incidents are kept apart
         self.incidents = IncidentInputs()
         self.problems: list[str] = []
-        self._like: IncidentView | None = None  # a view to make an incident's stand-in from
+
+    def __call__(self, header: Header, data: bytes | None) -> None:
+        self.add(header, data)
+
+    def share_streams(self, streams: StreamNumbers) -> None:
+        self.incidents.share_streams(streams)
 
     def add(self, header: Header, data: bytes | None) -> None:
-        if data is None or not feeds_metrics(header.type):
+        if data is None:
             return
-        try:
-            event = entry_event(header, data)
-            if header.type.startswith("incident."):
-                self._incident(event, header.actor)
-            else:
-                apply(self.state, event, header.actor)
-        except (LedgerError, ValueError) as e:
-            self.problems.append(f"stream {header.stream} v{header.version}: {e}")
+        prepared = prepare_metric_event(header, data)
+        if prepared == NEEDS_EVENT:
+            self._apply(header, data)
+        else:
+            self.add_prepared(prepared)
 
     def add_entry(self, entry: Entry) -> None:
         self.add(parse_header(entry.header), entry.data)
 
-    # The incident events whose effect on an incident's metric inputs `_incident` applies;
-    # the others change none of them (a test makes every new incident event type choose).
+    def _apply(self, header: Header, data: bytes) -> None:
+        """A service event, folded into the state whole."""
+        try:
+            apply(self.state, entry_event(header, data), header.actor)
+        except (LedgerError, ValueError) as e:
+            self.problems.append(_problem(header, e))
+
+    def add_prepared(self, prepared: object) -> None:
+        """Fold what `prepare_metric_event` made of an event, in leaf order."""
+        if prepared is None:
+            return
+        change = cast(tuple[Any, ...], prepared)
+        if change[0] == _PROBLEM:
+            self.problems.append(change[1])
+        elif change[0] == _RECORDED:
+            self.incidents.record_facts(*change[1:])
+            return
+        k = self.incidents.find(change[1])
+        if k is None:  # as the fold: an incident never recorded
+            return
+        if change[0] == _CORRECTED:
+            _, _, corrected, problem = change
+            if problem is not None:
+                self.problems.append(problem)
+            else:
+                self.incidents.correct(k, corrected)
+        elif change[0] == _DEBRIEF:
+            self.incidents.timed_debrief_held(k, change[2], change[3])
+
+    # The incident events whose effect on an incident's metric inputs `_incident_change`
+    # applies; the others change none of them (a test makes every new incident event type
+    # choose).
     APPLIED = frozenset({"incident.recorded", "incident.corrected", "incident.debrief-held"})
     NO_METRIC_INPUTS = frozenset(
         {
@@ -158,29 +271,6 @@ class MetricsFold:
             "incident.signed-off",
         }
     )
-
-    def _incident(self, event: DomainEvent, actor: str) -> None:
-        # By type name, as the fold dispatches: the classes of stored events need not be
-        # the very classes declared in domain.incidents.
-        if event.TYPE == Incident.Recorded.TYPE:
-            scratch = State()
-            apply(scratch, event, actor)
-            view = scratch.incidents[cast(Incident.Recorded, event).incident_ref]
-            self.incidents.record(view)
-            self._like = self._like or view
-            return
-        stream = str(event.originator_id)
-        k = self.incidents.find(stream)
-        if k is None or self._like is None:  # as the fold: an incident never recorded
-            return
-        if event.TYPE == Incident.Corrected.TYPE:
-            before = self.incidents.stand_in(k, self._like)
-            scratch = State(incident_streams={stream: before.ref}, incidents={before.ref: before})
-            apply(scratch, event, actor)
-            self.incidents.correct(k, scratch.incidents[before.ref])
-        elif event.TYPE == Incident.DebriefHeld.TYPE:
-            held = cast(Incident.DebriefHeld, event)
-            self.incidents.debrief_held(k, held.debrief_type, held.held_at)
 
     def metrics(self, profile: DisclosureProfile = MHSDS) -> dict[str, Any] | None:
         """`bundle_metrics` of the whole fold, from the packed inputs."""
@@ -236,6 +326,7 @@ def check_bundle_metrics(
             fold.add(header, data)
     for problem in fold.problems:
         report.fail("metrics", "entries.jsonl", f"an event does not fit its schema: {problem}")
+    fold.incidents.stop_finding()  # every entry is folded
     recomputed = json.loads(json.dumps(fold.metrics(), default=str))
     if stated is None and recomputed is None:
         report.notes["metrics"] = "no incidents with data in the bundle"

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
@@ -42,7 +43,7 @@ from hypothesis import strategies as st
 
 from domain.errors import DomainError
 from domain.roles import Role
-from ledger import merkle, note
+from ledger import bundle_workers, merkle, note
 from ledger.app import open_app
 from ledger.bundle import (
     ACTOR_EVENTS,
@@ -62,6 +63,7 @@ from tests.support import run_cli
 
 ENV = {"CALM_LEDGER_PASSPHRASE": PASSPHRASE}
 CI_EXAMPLES = 4000
+WORKER_EXAMPLES = 500  # each starts two worker processes (~30 ms)
 LONG = 30
 Members = dict[str, bytes]
 
@@ -487,6 +489,42 @@ def test_a_mutated_bundle_never_verifies_long(
     bundle: Bundle, kind: str, data: st.DataObject
 ) -> None:
     _never_verifies(bundle, data, kind)
+
+
+def outcome(bundle: Bundle, path: Path, *, with_previous: bool, workers: int) -> Any:
+    """All that verify-bundle makes of a bundle (with this many worker processes)."""
+    fold = MetricsFold()
+    try:
+        result = verify_bundle(
+            path,
+            trusted_key=bundle.trusted,
+            previous_checkpoint=bundle.previous if with_previous else None,
+            on_event=fold,
+            workers=workers,
+        )
+        check_bundle_metrics(path, result, fold)
+    except (LedgerError, DomainError) as e:
+        return ("refused", type(e).__name__, str(e))
+    r = result.report
+    return r.failures, r.passed, r.notes, list(result.events), fold.metrics(), fold.problems
+
+
+@settings(max_examples=WORKER_EXAMPLES, **COMMON)
+@given(data=st.data())
+def test_a_mutant_gets_the_same_report_with_worker_processes(
+    bundle: Bundle, data: st.DataObject
+) -> None:
+    """Checked by worker processes (chunks of two lines, so many are in flight), a mutant
+    gets the one-process verifier's report, failure for failure, or its refusal."""
+    members, raw = _mutants(bundle, data, data.draw(st.sampled_from(KINDS)))
+    path = bundle.write(members, raw)
+    with_previous = data.draw(st.booleans())
+    alone = outcome(bundle, path, with_previous=with_previous, workers=0)
+    with (
+        patch.object(bundle_workers, "CHUNK_LINES", 2),
+        patch.object(bundle_workers, "FIRST_CHUNK_LINES", 1),
+    ):
+        assert outcome(bundle, path, with_previous=with_previous, workers=2) == alone
 
 
 @settings(max_examples=12, **COMMON)
