@@ -325,31 +325,10 @@ def test_prone_minutes_of_incidents_starting_together_add_up_in_ref_order(
 ) -> None:
     """Incidents with the same start are added in ref order, as `compute_metrics` orders
     them, whatever order they were recorded in: 0.3 + 0.2 + 0.1 is not 0.1 + 0.2 + 0.3."""
-    from dataclasses import replace
     from datetime import timedelta
 
-    from projections.incident_inputs import IncidentInputs
-    from projections.metrics import DEFAULT_WINDOWS, compute_metrics, metrics_from_tallies
-    from projections.model import State
-    from tests.test_bundles import folds
+    from tests.test_bundles import prone_metrics
 
-    whole, _ = folds(bundle)
-    like = replace(next(i for i in whole.state.incidents.values() if i.prone), debriefs=())
-    start = like.start.replace(day=10, hour=8, minute=0, second=0, microsecond=0)
-    state, inputs = State(occupancy=dict(whole.state.occupancy)), IncidentInputs()
-    for ref, seconds in [("R-c", 6), ("R-a", 18), ("R-b", 12)]:  # 0.1, 0.3, 0.2 min
-        end = start + timedelta(seconds=seconds)
-        prone = replace(like.interventions[0], start=start, end=end)
-        view = replace(like, ref=ref, stream=ref, start=start, end=end, interventions=(prone,))
-        state.incidents[view.ref] = view
-        inputs.record(view)
-    first, last = start.date().replace(day=1), start.date().replace(day=28)
-    expected = compute_metrics(state, service_id=None, start=first, end=last)
-    got = metrics_from_tallies(
-        inputs.monthly_tallies(DEFAULT_WINDOWS.limits_us())[None],
-        state.occupancy.values(),
-        service_id=None,
-        start=first,
-        end=last,
-    )
+    together = [("R-c", timedelta(0), 6), ("R-a", timedelta(0), 18), ("R-b", timedelta(0), 12)]
+    got, expected = prone_metrics(bundle, together)  # 0.1, 0.3 and 0.2 min
     assert got == expected and got[0].prone_minutes == 0.3 + 0.2 + 0.1 != 0.1 + 0.2 + 0.3

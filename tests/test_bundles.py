@@ -499,12 +499,10 @@ def test_the_cli_folds_the_metrics_as_it_verifies(history: Ledger, tmp_path: Pat
     ]
 
 
-def test_prone_minutes_add_up_in_start_order_whatever_order_incidents_came_in(
-    history: Ledger, bundle: Path
-) -> None:
-    """The one order-dependent figure, the float sum of prone minutes, is added in (start,
-    ref) order as `compute_metrics` does, though incidents are recorded in another order:
-    0.3 + 0.2 + 0.1 is not 0.1 + 0.2 + 0.3 in floats."""
+def prone_metrics(bundle: Path, incidents: list[tuple[str, timedelta, int]]) -> tuple[Any, Any]:
+    """Months of prone incidents like the bundle's first, each (ref, start after 08:00 on
+    the 10th, seconds held), recorded in the order given: their figures as `compute_metrics`
+    works them out, and as the metrics fold's packed inputs do."""
     from dataclasses import replace
 
     from projections.incident_inputs import IncidentInputs
@@ -515,12 +513,11 @@ def test_prone_minutes_add_up_in_start_order_whatever_order_incidents_came_in(
     like = replace(next(i for i in whole.state.incidents.values() if i.prone), debriefs=())
     day = like.start.replace(day=10, hour=8, minute=0, second=0, microsecond=0)
     state, inputs = State(occupancy=dict(whole.state.occupancy)), IncidentInputs()
-    for n, seconds in [(3, 18), (2, 12), (1, 6)]:  # 0.3, 0.2 and 0.1 min, latest first
-        start = day + timedelta(hours=n)
-        end = start + timedelta(seconds=seconds)
+    for ref, after, seconds in incidents:
+        start, end = day + after, day + after + timedelta(seconds=seconds)
         prone = replace(like.interventions[0], start=start, end=end)
         view = replace(
-            like, ref=f"R-{n}", stream=f"s-{n}", start=start, end=end, interventions=(prone,)
+            like, ref=ref, stream=f"s-{ref}", start=start, end=end, interventions=(prone,)
         )
         state.incidents[view.ref] = view
         inputs.record(view)
@@ -533,6 +530,17 @@ def test_prone_minutes_add_up_in_start_order_whatever_order_incidents_came_in(
         start=first,
         end=last,
     )
+    return got, expected
+
+
+def test_prone_minutes_add_up_in_start_order_whatever_order_incidents_came_in(
+    history: Ledger, bundle: Path
+) -> None:
+    """The one order-dependent figure, the float sum of prone minutes, is added in (start,
+    ref) order as `compute_metrics` does, though incidents are recorded in another order:
+    0.3 + 0.2 + 0.1 is not 0.1 + 0.2 + 0.3 in floats."""
+    latest_first = [(f"R-{n}", timedelta(hours=n), 6 * n) for n in (3, 2, 1)]  # 0.3, 0.2, 0.1
+    got, expected = prone_metrics(bundle, latest_first)
     assert got == expected and got[0].prone_minutes == 0.1 + 0.2 + 0.3 != 0.3 + 0.2 + 0.1
 
 
