@@ -25,24 +25,16 @@ from ledger.canonical import canonical_bytes
 from ledger.errors import LedgerError
 from ledger.mapper import Signer
 from projections.bundles import MetricsFold, check_bundle_metrics
+from tests import test_bundles
 from tests.conftest import Ledger
-from tests.history import add_incidents, setup_ward
+from tests.history import add_incidents
 from tests.test_bundles import encode, entries, export, flip_b64, rewrite, vkey
 
 Outcome = tuple[Any, ...]
 
 
-@pytest.fixture
-def history(ledger: Ledger) -> Ledger:
-    service = setup_ward(ledger)
-    add_incidents(service, 12)
-    service.app.close()
-    return ledger
-
-
-@pytest.fixture
-def bundle(history: Ledger, tmp_path: Path) -> Path:
-    return export(history, tmp_path / "q1.bundle", "--disclose", "personal")
+history = test_bundles.history  # the same ward of 12 incidents and its bundle
+bundle = test_bundles.bundle
 
 
 @pytest.fixture
