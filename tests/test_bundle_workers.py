@@ -27,7 +27,6 @@ from ledger.mapper import Signer
 from projections.bundles import MetricsFold, check_bundle_metrics
 from tests import test_bundles
 from tests.conftest import Ledger
-from tests.history import add_incidents
 from tests.test_bundles import encode, entries, export, flip_b64, rewrite, vkey
 
 Outcome = tuple[Any, ...]
@@ -216,12 +215,7 @@ def test_a_bundle_from_a_previous_checkpoint_gets_the_same_report_with_workers(
     history: Ledger, bundle: Path, tmp_path: Path
 ) -> None:
     """Context lines, a left border and streams that began before the range."""
-    previous = tmp_path / "cp.txt"
-    previous.write_text(zipfile.ZipFile(bundle).read("checkpoint.txt").decode())
-    service = history.service(history.open(), "lee")
-    add_incidents(service, 4, seed=3, offset=60)
-    service.app.close()
-    second = export(history, tmp_path / "q2.bundle", "--from-checkpoint", str(previous))
+    second = test_bundles.next_bundle(history, bundle, tmp_path, seed=3, offset=60)
     assert zipfile.ZipFile(second).read("context.jsonl")
     assert same_outcome(second, vkey(history))[0] == []
 

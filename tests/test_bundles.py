@@ -62,6 +62,16 @@ def bundle(history: Ledger, tmp_path: Path) -> Path:
     return export(history, tmp_path / "q1.bundle", "--disclose", "personal")
 
 
+def next_bundle(history: Ledger, bundle: Path, tmp_path: Path, seed: int, offset: int) -> Path:
+    """Incidents recorded after `bundle`, exported from its checkpoint (kept, as a regulator
+    would, in tmp_path/cp.txt): the next quarter's bundle."""
+    (tmp_path / "cp.txt").write_text(zipfile.ZipFile(bundle).read("checkpoint.txt").decode())
+    service = history.service(history.open(), "lee")
+    add_incidents(service, 4, seed=seed, offset=offset)
+    service.app.close()
+    return export(history, tmp_path / "q2.bundle", "--from-checkpoint", str(tmp_path / "cp.txt"))
+
+
 def test_round_trip_verifies(history: Ledger, bundle: Path) -> None:
     code, out, err = verify(history, bundle)
     assert code == 0, err
@@ -70,19 +80,11 @@ def test_round_trip_verifies(history: Ledger, bundle: Path) -> None:
 
 
 def test_consecutive_exports_chain(history: Ledger, bundle: Path, tmp_path: Path) -> None:
-    first = zipfile.ZipFile(bundle).read("checkpoint.txt").decode()
-    (tmp_path / "first-checkpoint.txt").write_text(first)
-    service = history.service(history.open(), "lee")
-    add_incidents(service, 5, seed=9, offset=40)
-    service.app.close()
-    second = export(
-        history, tmp_path / "q2.bundle", "--from-checkpoint", str(tmp_path / "first-checkpoint.txt")
-    )
-    code, _out, err = verify(
-        history, second, "--previous-checkpoint", str(tmp_path / "first-checkpoint.txt")
-    )
+    second = next_bundle(history, bundle, tmp_path, seed=9, offset=40)
+    code, _out, err = verify(history, second, "--previous-checkpoint", str(tmp_path / "cp.txt"))
     assert code == 0, err
     manifest = json.loads(zipfile.ZipFile(second).read("manifest.json"))
+    first = (tmp_path / "cp.txt").read_text()
     assert manifest["range"]["first"] == note.parse_checkpoint(first.split("\n\n")[0] + "\n").size
 
 
@@ -216,16 +218,12 @@ def test_bundle_with_a_byte_changed_in_a_disclosure(
 def test_bundle_with_a_byte_changed_in_a_proof(
     history: Ledger, bundle: Path, tmp_path: Path
 ) -> None:
-    cp = tmp_path / "cp.txt"
-    cp.write_text(zipfile.ZipFile(bundle).read("checkpoint.txt").decode())
-    service = history.service(history.open(), "lee")
-    add_incidents(service, 3, seed=5, offset=50)
-    service.app.close()
-    second = export(history, tmp_path / "q2.bundle", "--from-checkpoint", str(cp))
+    second = next_bundle(history, bundle, tmp_path, seed=5, offset=50)
     proof = zipfile.ZipFile(second).read("consistency.txt").decode().splitlines()
     proof[0] = str(merkle.Hash(bytes(32)))
     tampered = rewrite(second, tmp_path / "x", consistency_txt="\n".join(proof).encode() + b"\n")
-    assert_fails(history, tampered, "consistency", "--previous-checkpoint", str(cp))
+    previous = str(tmp_path / "cp.txt")
+    assert_fails(history, tampered, "consistency", "--previous-checkpoint", previous)
 
 
 def test_bundle_with_a_byte_changed_in_the_checkpoint(
